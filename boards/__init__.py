@@ -1,0 +1,1 @@
+"""bitprop.boards"""

@@ -1,0 +1,1 @@
+"""Golden model: the executable specification of fully binary training."""
