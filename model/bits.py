@@ -98,13 +98,30 @@ def xnor_dot(a, w, k):
     if a2.shape[-1] != w.shape[-1] or a2.shape[-1] != n_words(k):
         raise ValueError(f"packed widths disagree: {a2.shape[-1]} vs {w.shape[-1]} words "
                          f"for K={k}")
-    diff = np.zeros((a2.shape[0], w.shape[0]), dtype=np.int32)
-    scratch = np.empty_like(diff, dtype=np.uint64)
-    for i in range(w.shape[-1]):
-        np.bitwise_xor(a2[:, i, None], w[None, :, i], out=scratch)
-        diff += np.bitwise_count(scratch)
-    z = k - 2 * diff
+    diff = _count_xor(a2, w, None, k)
+    z = k - 2 * diff.astype(np.int32)
     return z[0] if single else z
+
+
+def _count_xor(a, w, mask, k):
+    """Return ``Σ_words popcount((a[n] ⊕ w[m]) ∧ mask[n])`` for all pairs (n, m).
+
+    Works word by word on word-major copies (contiguous rows of one word index), counting in
+    ``uint16`` where ``k`` allows it, to keep the memory traffic per bit-operation low.
+    """
+    at = np.ascontiguousarray(a.T)
+    wt = np.ascontiguousarray(w.T)
+    mt = None if mask is None else np.ascontiguousarray(mask.T)
+    acc = np.zeros((a.shape[0], w.shape[0]), dtype=np.uint16 if k < 65536 else np.uint32)
+    scratch = np.empty(acc.shape, dtype=np.uint64)
+    counts = np.empty(acc.shape, dtype=np.uint8)
+    for i in range(wt.shape[0]):
+        np.bitwise_xor(at[i][:, None], wt[i][None, :], out=scratch)
+        if mt is not None:
+            np.bitwise_and(scratch, mt[i][:, None], out=scratch)
+        np.bitwise_count(scratch, out=counts)
+        acc += counts
+    return acc
 
 
 def project_back(wt, gate, desired, k_out):
@@ -133,10 +150,5 @@ def project_back(wt, gate, desired, k_out):
     if not (wt.shape[-1] == gate.shape[-1] == desired.shape[-1] == n_words(k_out)):
         raise ValueError("packed widths disagree in project_back")
     n_gated = popcount(gate).astype(np.int32)
-    diff = np.zeros((gate.shape[0], wt.shape[0]), dtype=np.int32)
-    scratch = np.empty_like(diff, dtype=np.uint64)
-    for i in range(wt.shape[-1]):
-        np.bitwise_xor(desired[:, i, None], wt[None, :, i], out=scratch)
-        np.bitwise_and(scratch, gate[:, i, None], out=scratch)
-        diff += np.bitwise_count(scratch)
-    return n_gated[:, None] - 2 * diff
+    diff = _count_xor(desired, wt, gate, k_out)
+    return n_gated[:, None] - 2 * diff.astype(np.int32)

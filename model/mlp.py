@@ -70,6 +70,7 @@ class BinaryMLP:
                 q = random_classifier(cfg.n_classes, sizes[l + 1], gen)
             self.classifiers.append(q)
         self.gammas = list(cfg.gammas)
+        self.hmax = ops.hidden_range(cfg.hidden_bits)
         self.thresholds = [0] * self.n_layers
         self.best_acc = -1.0
         self.stall = 0
@@ -140,7 +141,8 @@ class BinaryMLP:
 
         ``desired[l]`` is the ±1 desired activation (N, K_{l+1}) and ``active[l]`` which
         samples may select units in that layer (triggered, and not skipped by an empty gate).
-        Also returns the output scores.
+        Under BEP the backward chain runs for triggered samples only; the desired rows of the
+        other samples are filler (+1) and select nothing. Also returns the output scores.
         """
         cfg = self.cfg
         n = labels.shape[0]
@@ -160,15 +162,16 @@ class BinaryMLP:
         active = [None] * self.n_layers
         desired[-1] = self.output_classifier[labels]
         active[-1] = trig
+        live = np.flatnonzero(trig)   # only triggered samples need the backward chain
         for l in range(self.n_layers - 2, -1, -1):
-            g = ops.gate(zs[l + 1], ops.gate_threshold(cfg.nu, self.sizes[l + 1]))
-            proj = project_back(self.wt[l + 1], pack_bits01(g), pack(desired[l + 1]),
+            g = ops.gate(zs[l + 1][live], ops.gate_threshold(cfg.nu, self.sizes[l + 1]))
+            proj = project_back(self.wt[l + 1], pack_bits01(g), pack(desired[l + 1][live]),
                                 self.sizes[l + 2])
-            desired[l] = ops.sign(proj)
-            act = active[l + 1].copy()
+            desired[l] = np.ones((n, self.sizes[l + 1]), dtype=np.int8)
+            desired[l][live] = ops.sign(proj)
+            active[l] = active[l + 1].copy()
             if cfg.empty_gate == "skip":
-                act &= g.any(axis=1)
-            active[l] = act
+                active[l][live[~g.any(axis=1)]] = False
         return desired, active, out_scores
 
     def train_batch(self, x_packed, labels, step, trace=False):
@@ -182,21 +185,29 @@ class BinaryMLP:
         desired, active, out_scores = self.targets(zs, acts, labels)
         pred = ops.predict(out_scores)
         n_correct = int((pred == labels).sum())
-        masks, deltas = [], []
+        masks, updates = [], []
         for l in range(self.n_layers):
             mask = ops.select_winners(zs[l], desired[l], self.gammas[l], active[l])
             a_prev = unpack(acts[l], self.sizes[l])
-            delta = ops.update_delta(mask, desired[l], a_prev, self.sizes[l + 1])
             masks.append(mask)
-            deltas.append(delta)
-        for l in range(self.n_layers):
-            h = ops.apply_update(self.hidden[l], deltas[l], self.cfg.hidden_bits)
-            if masks[l].any() and self.thresholds[l]:
-                h = ops.reinforce(h, self.cfg.seed, step, l, self.thresholds[l],
-                                  self.cfg.hidden_bits)
-            self.hidden[l] = h
-        self._repack()
+            updates.append(ops.update_rows(mask, desired[l], a_prev))
+        for l, (rows, sums) in enumerate(updates):
+            if rows.size == 0:
+                continue
+            h = self.hidden[l]
+            h[rows] = np.clip(h[rows] + sums, -self.hmax, self.hmax)
+            self.w[l][rows] = pack_bits01(h[rows] > 0)
+            if self.thresholds[l]:
+                ops.reinforce(h, self.cfg.seed, step, l, self.thresholds[l],
+                              self.cfg.hidden_bits, out=h)
+            if self.wt is not None:
+                self.wt[l] = pack_bits01((h > 0).T)
         if trace:
+            deltas = []
+            for l, (rows, sums) in enumerate(updates):
+                delta = np.zeros(self.hidden[l].shape, dtype=np.int64)
+                delta[rows] = sums
+                deltas.append(delta)
             return n_correct, {"z": zs, "acts": acts, "scores": out_scores, "desired": desired,
                                "active": active, "masks": masks, "deltas": deltas,
                                "pred": pred}

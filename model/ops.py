@@ -15,7 +15,7 @@ from .bits import xnor_dot
 __all__ = [
     "sign", "hidden_range", "binary_weights", "gate", "gate_threshold", "margin",
     "margin_threshold", "trigger", "predict", "select_winners", "winner_records",
-    "update_delta", "apply_update", "reinforcement_probability", "reinforce",
+    "update_rows", "update_delta", "apply_update", "reinforcement_probability", "reinforce",
     "init_hidden", "forward",
 ]
 
@@ -118,29 +118,53 @@ def winner_records(mask, desired):
     return nn, jj, np.asarray(desired)[nn, jj].astype(np.int8)
 
 
-def update_delta(mask, desired, a_prev, k_out):
-    """Return the batch-summed hidden-weight change ``ΔH`` (int64, shape (K_out, K_in)).
+def update_rows(mask, desired, a_prev):
+    """Return the batch-summed hidden-weight change of the selected rows only.
 
-    ``ΔH[j, :] = Σ_n mask[n, j] · 2 · a*_{n,j} · a_prev[n, :]``, where ``a_prev`` is the ±1
-    forward input of the layer (unpacked, shape (N, K_in)).
+    Returns ``(rows, sums)``: the sorted distinct units selected by at least one sample, and
+    for each ``sums[r] = Σ_n mask[n, j] · 2 · a*_{n,j} · a_prev[n, :]`` with ``j = rows[r]``
+    (int64, shape (len(rows), K_in)). ``a_prev`` is the ±1 forward input of the layer,
+    unpacked, shape (N, K_in). Only these rows are read-modify-written, as in hardware.
     """
     a_prev = np.asarray(a_prev)
     nn, jj, s = winner_records(mask, desired)
-    delta = np.zeros((k_out, a_prev.shape[1]), dtype=np.int64)
     if nn.size == 0:
-        return delta
+        return np.zeros(0, dtype=np.int64), np.zeros((0, a_prev.shape[1]), dtype=np.int64)
     order = np.argsort(jj, kind="stable")
     nn, jj, s = nn[order], jj[order], s[order]
-    contrib = (2 * s[:, None].astype(np.int32)) * a_prev[nn].astype(np.int32)
-    starts = np.flatnonzero(np.r_[True, jj[1:] != jj[:-1]])
-    delta[jj[starts]] = np.add.reduceat(contrib, starts, axis=0)
+    # A running sum over the records sorted by unit, read at the end of each unit's run
+    # (int32 suffices: |running sum| <= number of records).
+    running = np.cumsum(s[:, None] * a_prev[nn], axis=0, dtype=np.int32)
+    ends = np.flatnonzero(np.r_[jj[1:] != jj[:-1], True])
+    at_ends = running[ends]
+    sums = np.diff(at_ends, axis=0, prepend=np.zeros((1, a_prev.shape[1]), np.int32))
+    return jj[ends].astype(np.int64), 2 * sums.astype(np.int64)
+
+
+def update_delta(mask, desired, a_prev, k_out):
+    """Return the batch-summed hidden-weight change ``ΔH`` (int64, shape (K_out, K_in)).
+
+    ``ΔH[j, :] = Σ_n mask[n, j] · 2 · a*_{n,j} · a_prev[n, :]``: ``update_rows`` scattered
+    into a dense matrix.
+    """
+    rows, sums = update_rows(mask, desired, a_prev)
+    delta = np.zeros((k_out, np.asarray(a_prev).shape[1]), dtype=np.int64)
+    delta[rows] = sums
     return delta
 
 
-def apply_update(hidden, delta, hidden_bits):
-    """Return ``clamp(H + ΔH)`` into the odd range ``[−h_max, h_max]`` (saturating)."""
+def apply_update(hidden, delta, hidden_bits, rows=None):
+    """Return ``clamp(H + ΔH)`` into the odd range ``[−h_max, h_max]`` (saturating).
+
+    With ``rows``, ``delta`` holds only those rows (as from ``update_rows``) and only they
+    change; the result is a new array either way.
+    """
     hmax = hidden_range(hidden_bits)
-    return np.clip(np.asarray(hidden, dtype=np.int64) + delta, -hmax, hmax)
+    out = np.array(hidden, dtype=np.int64)
+    if rows is None:
+        return np.clip(out + delta, -hmax, hmax, out=out)
+    out[rows] = np.clip(out[rows] + delta, -hmax, hmax)
+    return out
 
 
 def reinforcement_probability(p_r, acc_prev, k_in):
@@ -148,17 +172,24 @@ def reinforcement_probability(p_r, acc_prev, k_in):
     return p_r * math.sqrt(max(0.0, 1.0 - acc_prev)) * math.sqrt(2.0 / (math.pi * k_in))
 
 
-def reinforce(hidden, seed, step, layer, thr, hidden_bits):
+def reinforce(hidden, seed, step, layer, thr, hidden_bits, *, out=None):
     """Return the hidden weights after one reinforcement sweep.
 
     Element ``i`` (row-major flat index) moves away from zero, ``h ← h + 2·sign(h)``
     (saturating), iff its draw from the counter-based generator at (seed, step, layer) is below
-    the 16-bit threshold ``thr``.
+    the 16-bit threshold ``thr``. Signs never change, so binary weights are unaffected. With
+    ``out=hidden`` the sweep happens in place.
     """
-    hidden = np.asarray(hidden, dtype=np.int64)
-    fire = rng.events(seed, step, layer, hidden.size, thr).reshape(hidden.shape)
+    if out is None:
+        out = np.array(hidden, dtype=np.int64)
+    elif out is not hidden:
+        out[...] = hidden
+    flat = out.reshape(-1)
+    fire = np.flatnonzero(rng.events(seed, step, layer, flat.size, thr))
+    h = flat[fire]
     hmax = hidden_range(hidden_bits)
-    return np.clip(hidden + 2 * np.where(hidden > 0, 1, -1) * fire, -hmax, hmax)
+    flat[fire] = np.clip(h + np.where(h > 0, 2, -2), -hmax, hmax)
+    return out
 
 
 def init_hidden(shape, sigma, hidden_bits, generator):

@@ -1,0 +1,5 @@
+import sys
+
+from bitprop.cli import main
+
+sys.exit(main())
