@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def load_checkpoint(path):
             arrays = {k[len("learner/"):]: z[k] for k in z.files if k.startswith("learner/")}
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
-    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({e})") from None
     if meta.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"checkpoint {path} has version {meta.get('version')}, "
