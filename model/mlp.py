@@ -38,7 +38,7 @@ class BinaryMLP:
 
     Attributes
     ----------
-    hidden : list of int64 arrays, shape (K_l, K_{l−1})
+    hidden : list of int32 (int64 above 30 bits) arrays, shape (K_l, K_{l−1})
         Odd, saturating hidden weights; the binary weights are their signs.
     classifiers : list of int8 ±1 arrays, shape (C, K_l)
         ``classifiers[l]`` is the fixed local classifier ``Q_{l+1}`` of hidden layer l+1
@@ -56,9 +56,11 @@ class BinaryMLP:
         sizes = cfg.sizes
         self.sizes = sizes
         self.n_layers = len(sizes) - 1
+        # Hidden weights are stored as int32 where that cannot overflow (|H + ΔH| < 2^31).
+        self.dtype = np.int32 if cfg.hidden_bits <= 30 else np.int64
         self.hidden = [
             ops.init_hidden((sizes[l + 1], sizes[l]), cfg.sigma, cfg.hidden_bits,
-                            np.random.default_rng([cfg.seed, STREAM_INIT, l]))
+                            np.random.default_rng([cfg.seed, STREAM_INIT, l])).astype(self.dtype)
             for l in range(self.n_layers)
         ]
         self.classifiers = []
@@ -224,7 +226,7 @@ class BinaryMLP:
     def load_state(self, arrays, meta):
         """Restore what ``state`` returned."""
         try:
-            hidden = [np.asarray(arrays[f"hidden{l}"], dtype=np.int64)
+            hidden = [np.array(arrays[f"hidden{l}"], dtype=self.dtype)
                       for l in range(self.n_layers)]
             classifiers = [np.asarray(arrays[f"classifier{l}"], dtype=np.int8)
                            for l in range(self.n_layers)]

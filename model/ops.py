@@ -102,7 +102,7 @@ def select_winners(z, desired, gamma, active=None):
     wrong = (z >= 0) != (np.asarray(desired) > 0)
     if active is not None:
         wrong &= np.asarray(active, dtype=bool)[:, None]
-    cost = np.where(wrong, np.abs(z).astype(np.int64), np.iinfo(np.int64).max)
+    cost = np.where(wrong, np.abs(z), np.iinfo(z.dtype).max)
     groups = k // gamma
     pick = np.argmin(cost.reshape(n, groups, gamma), axis=2)
     has = wrong.reshape(n, groups, gamma).any(axis=2)
@@ -123,22 +123,25 @@ def update_rows(mask, desired, a_prev):
 
     Returns ``(rows, sums)``: the sorted distinct units selected by at least one sample, and
     for each ``sums[r] = Σ_n mask[n, j] · 2 · a*_{n,j} · a_prev[n, :]`` with ``j = rows[r]``
-    (int64, shape (len(rows), K_in)). ``a_prev`` is the ±1 forward input of the layer,
+    (int32, shape (len(rows), K_in)). ``a_prev`` is the ±1 forward input of the layer,
     unpacked, shape (N, K_in). Only these rows are read-modify-written, as in hardware.
     """
     a_prev = np.asarray(a_prev)
-    nn, jj, s = winner_records(mask, desired)
+    jj, nn = np.nonzero(np.asarray(mask).T)       # records sorted by unit, then by sample
     if nn.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, a_prev.shape[1]), dtype=np.int64)
-    order = np.argsort(jj, kind="stable")
-    nn, jj, s = nn[order], jj[order], s[order]
-    # A running sum over the records sorted by unit, read at the end of each unit's run
-    # (int32 suffices: |running sum| <= number of records).
-    running = np.cumsum(s[:, None] * a_prev[nn], axis=0, dtype=np.int32)
-    ends = np.flatnonzero(np.r_[jj[1:] != jj[:-1], True])
-    at_ends = running[ends]
-    sums = np.diff(at_ends, axis=0, prepend=np.zeros((1, a_prev.shape[1]), np.int32))
-    return jj[ends].astype(np.int64), 2 * sums.astype(np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros((0, a_prev.shape[1]), dtype=np.int32)
+    s = np.asarray(desired)[nn, jj].astype(np.int8)
+    contrib = s[:, None] * a_prev[nn]                       # ±a_prev, one row per record
+    new_run = np.r_[True, jj[1:] != jj[:-1]]
+    run = np.cumsum(new_run) - 1                            # which distinct unit
+    rank = np.arange(jj.size) - np.flatnonzero(new_run)[run]  # record's place in its run
+    acc = np.int16 if nn.size < 32768 else np.int32         # |sum| <= records
+    sums = np.zeros((run[-1] + 1, a_prev.shape[1]), dtype=acc)
+    # Add the k-th record of every unit at once: within one k each unit appears once.
+    for k in range(int(rank.max()) + 1):
+        sel = np.flatnonzero(rank == k)
+        sums[run[sel]] += contrib[sel]
+    return jj[new_run].astype(np.int64), 2 * sums.astype(np.int32)
 
 
 def update_delta(mask, desired, a_prev, k_out):

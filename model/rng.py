@@ -59,14 +59,27 @@ def mix64(x):
         x ^= x >> 28
         x = (x + (x << 31)) & MASK64
         return x
-    x = np.asarray(x, dtype=np.uint64)
-    x = ~x + (x << np.uint64(21))
-    x ^= x >> np.uint64(24)
-    x = x + (x << np.uint64(3)) + (x << np.uint64(8))
-    x ^= x >> np.uint64(14)
-    x = x + (x << np.uint64(2)) + (x << np.uint64(4))
-    x ^= x >> np.uint64(28)
-    x += x << np.uint64(31)
+    x = np.array(x, dtype=np.uint64)          # a copy: the steps below work in place
+    t = np.empty_like(x)
+    np.left_shift(x, np.uint64(21), out=t)
+    np.invert(x, out=x)
+    x += t                                    # (~x) + (x << 21)
+    np.right_shift(x, np.uint64(24), out=t)
+    x ^= t
+    np.left_shift(x, np.uint64(3), out=t)
+    t += x
+    x <<= np.uint64(8)
+    x += t                                    # x + (x << 3) + (x << 8)
+    np.right_shift(x, np.uint64(14), out=t)
+    x ^= t
+    np.left_shift(x, np.uint64(2), out=t)
+    t += x
+    x <<= np.uint64(4)
+    x += t                                    # x + (x << 2) + (x << 4)
+    np.right_shift(x, np.uint64(28), out=t)
+    x ^= t
+    np.left_shift(x, np.uint64(31), out=t)
+    x += t
     return x
 
 
@@ -78,15 +91,22 @@ def step_key(seed, step, layer):
     return mix64(mix64(mix64(int(seed) ^ SEED_SALT) ^ int(step)) ^ int(layer))
 
 
-def draws(key, n, start=0):
-    """Return the 16-bit draws for element indices ``start … start+n−1`` as ``uint16``."""
+def _lanes(key, start, n):
+    """Return a ``uint16`` view of the draws ``start … start+n−1`` (no copy of the view)."""
     first, last = start >> 2, (start + n + 3) >> 2
     w = np.arange(first, last, dtype=np.uint64)
-    x = mix64(np.uint64(key) + w * np.uint64(WEYL))
-    lanes = x.view(np.uint16) if x.dtype.byteorder in "=<" and np.little_endian else \
-        x.astype("<u8").view(np.uint16)
+    w *= np.uint64(WEYL)
+    w += np.uint64(key)
+    x = mix64(w)
+    if not np.little_endian:                      # pragma: no cover
+        x = x.astype("<u8")
     off = start - (first << 2)
-    return lanes[off:off + n].copy()
+    return x.view(np.uint16)[off:off + n]
+
+
+def draws(key, n, start=0):
+    """Return the 16-bit draws for element indices ``start … start+n−1`` as ``uint16``."""
+    return _lanes(key, start, n).copy()
 
 
 def threshold(p):
@@ -98,7 +118,9 @@ def threshold(p):
 
 def events(seed, step, layer, n, thr):
     """Return a boolean array: which of the ``n`` elements of ``layer`` fire at ``step``."""
-    return draws(step_key(seed, step, layer), n) < np.uint16(thr) if thr else np.zeros(n, bool)
+    if not thr:
+        return np.zeros(n, dtype=bool)
+    return _lanes(step_key(seed, step, layer), 0, n) < np.uint16(thr)
 
 
 def quality_report(n=1 << 22, seed=1):
