@@ -35,12 +35,20 @@ def to_pm1(x, *, name="x"):
     x = np.asarray(x)
     if x.dtype == bool:
         return np.where(x, 1, -1).astype(np.int8)
-    if x.size and not np.isin(x, (-1, 1)).all():
-        if np.isin(x, (0, 1)).all():
-            return np.where(x == 1, 1, -1).astype(np.int8)
-        bad = x[~np.isin(x, (-1, 0, 1))]
+    if x.size == 0:
+        return x.astype(np.int8)
+    if np.issubdtype(x.dtype, np.integer):
+        ok = int(x.min()) >= -1 and int(x.max()) <= 1
+    else:
+        ok = bool(((x == 1) | (x == -1) | (x == 0)).all())
+    if not ok:
+        bad = x[~((x == 1) | (x == -1) | (x == 0))]
         raise DataError(f"{name} must be binary (±1 or 0/1); found value {bad.flat[0]!r}")
-    return x.astype(np.int8)
+    if not (x == 0).any():
+        return x.astype(np.int8, copy=False)
+    if (x == -1).any():
+        raise DataError(f"{name} must be binary: either ±1 or 0/1, not a mix of -1, 0 and 1")
+    return np.where(x == 1, 1, -1).astype(np.int8)
 
 
 def pack_bits01(bits):

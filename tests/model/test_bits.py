@@ -62,6 +62,10 @@ def test_to_pm1_accepts_01_and_refuses_other_values():
         bits.to_pm1([0, 2, 1])
     with pytest.raises(DataError, match="binary"):
         bits.to_pm1([0.5, 1.0])
+    with pytest.raises(DataError, match="not a mix"):
+        bits.to_pm1([-1, 0, 1])
+    with pytest.raises(DataError, match="binary"):
+        bits.to_pm1([np.nan, 1.0])
 
 
 def test_width_mismatch_is_refused():
