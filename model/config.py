@@ -51,6 +51,7 @@ class RunConfig:
     frame_alpha: float = 5.0     # weight of the variance term of the frame objective [adopted]
     empty_gate: str = "plus"    # BEP: all gates closed -> a* all +1 ("plus") or no update ("skip")
     gamma_patience: int = 0     # BEP: grow gamma after this many epochs without gain (0 = off)
+    bptt_steps: int = 0         # BEP-TT: only the last n steps learn (0 = all; an extension)
     # float baselines (sgd / qat)
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -79,7 +80,7 @@ class RunConfig:
         """Return the classifier construction actually used."""
         if self.classifier:
             return self.classifier
-        return "frame" if self.rule == "bep" else "random"
+        return "frame" if self.rule in ("bep", "qat") else "random"
 
     @property
     def sigma(self):
@@ -137,6 +138,10 @@ class RunConfig:
             raise ConfigError(f"empty_gate must be 'plus' or 'skip'; got {self.empty_gate!r}")
         if self.gamma_patience < 0:
             raise ConfigError("gamma patience must be >= 0")
+        if self.bptt_steps < 0:
+            raise ConfigError(f"bptt steps must be >= 0; got {self.bptt_steps}")
+        if self.bptt_steps and self.model != "rnn":
+            raise ConfigError("--bptt-steps applies to the recurrent model only")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
         if not self.lr > 0:

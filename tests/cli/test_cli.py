@@ -96,3 +96,34 @@ def test_prototypes_trains_from_the_cli(tmp_path):
     res = json.loads((tmp_path / "p.json").read_text())
     assert res["dataset"]["n_train"] == 10000 and res["dataset"]["input_dim"] == 1000
     assert res["test_accuracy"] > 30.0     # chance is 10%
+
+
+def test_data_ucr_from_a_wheel_then_train_the_rnn(tmp_path):
+    import zipfile
+    gen = np.random.default_rng(0)
+    t = np.linspace(0, 1, 10)
+
+    def split(n):
+        lines = []
+        for i in range(n):
+            v = (np.sin(2 * np.pi * t) if i % 2 else 2 * t - 1) + gen.normal(0, 0.2, t.size)
+            lines.append(",".join(f"{a:.3f}" for a in v) + f":{i % 2}")
+        return ("@problemName Toy\n@timeStamps false\n@missing false\n@univariate true\n"
+                "@equalLength true\n@seriesLength 10\n@classLabel true 0 1\n@data\n"
+                + "\n".join(lines) + "\n")
+    wheel = tmp_path / "aeon-0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("aeon/datasets/data/Toy/Toy_TRAIN.ts", split(40))
+        z.writestr("aeon/datasets/data/Toy/Toy_TEST.ts", split(20))
+    dest = tmp_path / "data"
+    r = bitprop("data", "ucr", "--wheel", str(wheel), "--dest", str(dest), "--data-dir",
+                str(dest))
+    assert r.returncode == 0, r.stderr
+    assert "extracted 1 datasets" in r.stdout and "Toy" in r.stdout
+    out = tmp_path / "rnn.json"
+    r = bitprop("train", "--model", "rnn", "--rule", "bep", "--dataset", "ucr:Toy",
+                "--data-dir", str(dest), "--hidden", "12", "--gamma", "4", "--levels", "8",
+                "--epochs", "2", "--batch", "10", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["config"]["model"] == "rnn" and res["dataset"]["shape"] == [10, 8]
