@@ -197,13 +197,20 @@ class BinaryMLP:
             if rows.size == 0:
                 continue
             h = self.hidden[l]
+            before = h[rows] > 0
             h[rows] = np.clip(h[rows] + sums, -self.hmax, self.hmax)
-            self.w[l][rows] = pack_bits01(h[rows] > 0)
+            after = h[rows] > 0
+            self.w[l][rows] = pack_bits01(after)
+            if self.wt is not None:
+                # Toggle the bits of the transposed copy where a binary weight flipped.
+                r, i = np.nonzero(before != after)
+                j = rows[r].astype(np.uint64)
+                np.bitwise_xor.at(self.wt[l], (i, j >> np.uint64(6)),
+                                  np.left_shift(np.uint64(1), j & np.uint64(63)))
             if self.thresholds[l]:
+                # Reinforcement moves weights away from zero: no binary weight changes.
                 ops.reinforce(h, self.cfg.seed, step, l, self.thresholds[l],
                               self.cfg.hidden_bits, out=h)
-            if self.wt is not None:
-                self.wt[l] = pack_bits01((h > 0).T)
         if trace:
             deltas = []
             for l, (rows, sums) in enumerate(updates):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bitprop.model import ops
+from bitprop.model.bits import pack_bits01
 from bitprop.model.classifiers import equiangular_frame, frame_objective, random_classifier
 from bitprop.model.config import RunConfig
 from bitprop.model.mlp import BinaryMLP, next_gamma
@@ -154,3 +155,14 @@ def test_gamma_growth_after_patience():
     assert net.gammas == [2]
     net.end_epoch(2, 0.4)
     assert net.gammas == [4]
+
+
+def test_packed_copies_track_the_hidden_weights():
+    cfg, net, gen = _setup("bep", 70, (66, 65), (6, 5), 6, 4, seed=11)
+    net.begin_epoch(0, 0.0)
+    for step in range(6):
+        x = gen.choice([-1, 1], size=(12, 70))
+        net.train_batch(net.prepare(x), gen.integers(0, 4, 12), step)
+    for l, h in enumerate(net.hidden):
+        np.testing.assert_array_equal(net.w[l], pack_bits01(h > 0))
+        np.testing.assert_array_equal(net.wt[l], pack_bits01((h > 0).T))
