@@ -14,7 +14,7 @@ from .bits import pack, pack_bits01, project_back, unpack, xnor_dot
 from .classifiers import equiangular_frame, random_classifier
 from .errors import CheckpointError
 
-__all__ = ["BinaryMLP", "next_gamma"]
+__all__ = ["BinaryMLP", "GroupSchedule", "next_gamma"]
 
 # Streams of the NumPy generator used for set-up (not training-time) randomness.
 STREAM_INIT, STREAM_CLASSIFIER = 1, 2
@@ -26,6 +26,38 @@ def next_gamma(gamma, k, factor=2):
         if k % d == 0 and d >= min(k, factor * gamma):
             return d
     return k
+
+
+class GroupSchedule:
+    """The group size of each layer, grown when training accuracy stalls. [adopted]
+
+    After ``patience`` epochs in a row without a new best training accuracy, every group size
+    becomes ``next_gamma`` of itself (at least doubled, still dividing its width). ``patience``
+    0 keeps the sizes fixed.
+    """
+
+    def __init__(self, gammas, widths, patience):
+        self.gammas, self.widths, self.patience = list(gammas), list(widths), patience
+        self.best_acc, self.stall = -1.0, 0
+
+    def end_epoch(self, train_acc):
+        """Record an epoch's training accuracy; grow the group sizes after a stall."""
+        if not self.patience:
+            return
+        if train_acc > self.best_acc:
+            self.best_acc, self.stall = train_acc, 0
+            return
+        self.stall += 1
+        if self.stall >= self.patience:
+            self.gammas = [next_gamma(g, k) for g, k in zip(self.gammas, self.widths)]
+            self.stall = 0
+
+    def state(self):
+        return {"gammas": list(self.gammas), "best_acc": self.best_acc, "stall": self.stall}
+
+    def load_state(self, meta):
+        self.gammas = [int(g) for g in meta["gammas"]]
+        self.best_acc, self.stall = float(meta["best_acc"]), int(meta["stall"])
 
 
 class BinaryMLP:
@@ -71,11 +103,9 @@ class BinaryMLP:
             else:
                 q = random_classifier(cfg.n_classes, sizes[l + 1], gen)
             self.classifiers.append(q)
-        self.gammas = list(cfg.gammas)
+        self.groups = GroupSchedule(cfg.gammas, sizes[1:], cfg.gamma_patience)
         self.hmax = ops.hidden_range(cfg.hidden_bits)
         self.thresholds = [0] * self.n_layers
-        self.best_acc = -1.0
-        self.stall = 0
         self._repack()
 
     # -- weights ----------------------------------------------------------------------------
@@ -125,17 +155,13 @@ class BinaryMLP:
         ]
 
     def end_epoch(self, epoch, train_acc):
-        """Grow the group sizes when training accuracy stalled for ``gamma_patience`` epochs."""
-        patience = self.cfg.gamma_patience
-        if not patience:
-            return
-        if train_acc > self.best_acc:
-            self.best_acc, self.stall = train_acc, 0
-            return
-        self.stall += 1
-        if self.stall >= patience:
-            self.gammas = [next_gamma(g, k) for g, k in zip(self.gammas, self.sizes[1:])]
-            self.stall = 0
+        """Grow the group sizes when training accuracy stalled (``GroupSchedule``)."""
+        self.groups.end_epoch(train_acc)
+
+    @property
+    def gammas(self):
+        """Return the current group size of each layer."""
+        return self.groups.gammas
 
     # -- the learning step ------------------------------------------------------------------------
     def targets(self, zs, acts, labels):
@@ -227,7 +253,7 @@ class BinaryMLP:
         """Return ``(arrays, meta)``: everything needed to continue bit-identically."""
         arrays = {f"hidden{l}": h for l, h in enumerate(self.hidden)}
         arrays.update({f"classifier{l}": q for l, q in enumerate(self.classifiers)})
-        meta = {"gammas": list(self.gammas), "best_acc": self.best_acc, "stall": self.stall}
+        meta = self.groups.state()
         return arrays, meta
 
     def load_state(self, arrays, meta):
@@ -245,6 +271,5 @@ class BinaryMLP:
                 raise CheckpointError(f"checkpoint layer {l + 1} has shape {h.shape}, "
                                       f"the configuration says {want}")
         self.hidden, self.classifiers = hidden, classifiers
-        self.gammas = [int(g) for g in meta["gammas"]]
-        self.best_acc, self.stall = float(meta["best_acc"]), int(meta["stall"])
+        self.groups.load_state(meta)
         self._repack()

@@ -73,7 +73,7 @@ from .bits import n_words, pack, pack_bits01, project_back, unpack, xnor_dot
 from .classifiers import equiangular_frame, random_classifier
 from .errors import CheckpointError, ConfigError, DataError
 from .floatnn import _copy_into, make_optimizer, softmax_cross_entropy_grad
-from .mlp import next_gamma
+from .mlp import GroupSchedule
 
 __all__ = ["BinaryRNN", "QATRNN", "make_rnn_learner", "summed_update"]
 
@@ -163,13 +163,11 @@ class BinaryRNN:
         self.hidden = ops.init_hidden((self.k, self.f), cfg.sigma, cfg.hidden_bits,
                                       np.random.default_rng([cfg.seed, STREAM_INIT, 0]))
         self.classifier = _output_classifier(cfg, self.k, cfg.classifier_kind)
-        self.gamma = cfg.gammas[0]
+        self.groups = GroupSchedule(cfg.gammas, (self.k,), cfg.gamma_patience)
         self.hmax = ops.hidden_range(cfg.hidden_bits)
         self.gate_threshold = ops.gate_threshold(cfg.nu, self.f)
         self.margin_threshold = ops.margin_threshold(cfg.robustness, self.k)
         self.threshold = 0
-        self.best_acc = -1.0
-        self.stall = 0
         self._repack()
 
     # -- weights ------------------------------------------------------------------------
@@ -251,17 +249,13 @@ class BinaryRNN:
             ops.reinforcement_probability(self.cfg.p_r, acc_prev, self.f))
 
     def end_epoch(self, epoch, train_acc):
-        """Grow the group size when training accuracy stalled for ``gamma_patience`` epochs."""
-        patience = self.cfg.gamma_patience
-        if not patience:
-            return
-        if train_acc > self.best_acc:
-            self.best_acc, self.stall = train_acc, 0
-            return
-        self.stall += 1
-        if self.stall >= patience:
-            self.gamma = next_gamma(self.gamma, self.k)
-            self.stall = 0
+        """Grow the group size when training accuracy stalled (``GroupSchedule``)."""
+        self.groups.end_epoch(train_acc)
+
+    @property
+    def gamma(self):
+        """Return the current group size."""
+        return self.groups.gammas[0]
 
     # -- the learning step ----------------------------------------------------------------
     def targets(self, z, s, labels):
@@ -345,7 +339,7 @@ class BinaryRNN:
     def state(self):
         """Return ``(arrays, meta)``: everything needed to continue bit-identically."""
         return ({"hidden0": self.hidden, "classifier0": self.classifier},
-                {"gammas": [self.gamma], "best_acc": self.best_acc, "stall": self.stall})
+                self.groups.state())
 
     def load_state(self, arrays, meta):
         """Restore what ``state`` returned."""
@@ -361,8 +355,7 @@ class BinaryRNN:
             raise CheckpointError(f"checkpoint classifier has shape {classifier.shape}, the "
                                   f"configuration says {self.classifier.shape}")
         self.hidden, self.classifier = hidden, classifier
-        self.gamma = int(meta["gammas"][0])
-        self.best_acc, self.stall = float(meta["best_acc"]), int(meta["stall"])
+        self.groups.load_state(meta)
         self._repack()
 
 

@@ -22,6 +22,8 @@ from amaranth.lib.wiring import In, Out
 from bitprop.boards.link import (CRC_BYTES, END, ESC, ESC_END, ESC_ESC, HEADER_BYTES,
                                  MAX_PAYLOAD, REASON_CODES)
 
+from .params import check_int
+
 __all__ = ["FrameReceiver", "FrameTransmitter", "UartRx", "UartTx", "SerialLink", "crc16_next",
            "PAYLOAD_LAYOUT", "HEADER_LAYOUT"]
 
@@ -68,10 +70,6 @@ def crc16_next(crc, byte):
         out.append(value)
     return Cat(*out)
 
-
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}]; got {value!r}")
 
 
 class _Kind(enum.Enum, shape=2):
@@ -127,7 +125,7 @@ class FrameReceiver(wiring.Component):
     """
 
     def __init__(self, *, max_payload=MAX_PAYLOAD):
-        _check_int("max_payload", max_payload, 0, 0xFFFF)
+        check_int("max_payload", max_payload, 0, 0xFFFF)
         self.max_payload = max_payload
         self.latency = 2
         super().__init__({
@@ -450,7 +448,7 @@ class UartTx(wiring.Component):
     """
 
     def __init__(self, *, divisor):
-        _check_int("divisor", divisor, 4, 1 << 24)
+        check_int("divisor", divisor, 4, 1 << 24)
         self.divisor = divisor
         super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
 
@@ -501,7 +499,7 @@ class UartRx(wiring.Component):
     """
 
     def __init__(self, *, divisor):
-        _check_int("divisor", divisor, 4, 1 << 24)
+        check_int("divisor", divisor, 4, 1 << 24)
         self.divisor = divisor
         super().__init__({
             "rx": In(1, init=1),

@@ -23,18 +23,14 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .params import check_int
+
 __all__ = ["SinglePortSignature", "Spram256ka", "HiddenWeightMemory", "BinaryWeightMemory",
            "SPRAM_WIDTH", "SPRAM_DEPTH"]
 
 SPRAM_WIDTH = 16
 SPRAM_DEPTH = 16384
 
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or \
-            (hi is not None and value > hi):
-        bound = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {bound}; got {value!r}")
 
 
 class SinglePortSignature(wiring.Signature):
@@ -47,8 +43,8 @@ class SinglePortSignature(wiring.Signature):
     """
 
     def __init__(self, *, addr_width, data_width):
-        _check_int("addr_width", addr_width, 1)
-        _check_int("data_width", data_width, 1)
+        check_int("addr_width", addr_width, 1)
+        check_int("data_width", data_width, 1)
         self.addr_width = addr_width
         self.data_width = data_width
         super().__init__({
@@ -151,9 +147,9 @@ class HiddenWeightMemory(wiring.Component):
     """
 
     def __init__(self, *, lanes, hidden_bits, depth, spram=False, model=False, init=None):
-        _check_int("lanes", lanes, 1)
-        _check_int("hidden_bits", hidden_bits, 2, 32)
-        _check_int("depth", depth, 1)
+        check_int("lanes", lanes, 1)
+        check_int("hidden_bits", hidden_bits, 2, 32)
+        check_int("depth", depth, 1)
         if spram and init:
             raise ValueError("init is not supported with spram=True (SPRAM has no initial "
                              "contents)")
@@ -255,10 +251,10 @@ class BinaryWeightMemory(wiring.Component):
     """
 
     def __init__(self, *, width, depth, granularity=None, init=None, read_register=False):
-        _check_int("width", width, 1)
-        _check_int("depth", depth, 1)
+        check_int("width", width, 1)
+        check_int("depth", depth, 1)
         if granularity is not None:
-            _check_int("granularity", granularity, 1)
+            check_int("granularity", granularity, 1)
             if width % granularity:
                 raise ValueError(f"width {width} is not a multiple of granularity "
                                  f"{granularity}")

@@ -21,6 +21,8 @@ from amaranth.lib.wiring import In, Out
 
 from bitprop.model.rng import SEED_SALT, WEYL
 
+from .params import check_int
+
 __all__ = ["Mix64", "DrawGenerator", "MIX64_STEPS"]
 
 #: The seven steps of ``rng.mix64``: ``("add", invert_x, shifts)`` is
@@ -35,12 +37,6 @@ MIX64_STEPS = (
     ("add", False, (31,)),
 )
 
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or \
-            (hi is not None and value > hi):
-        bound = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {bound}; got {value!r}")
 
 
 def mix64_latency(carry_segments):
@@ -85,7 +81,7 @@ class Mix64(wiring.Component):
     def __init__(self, *, carry_segments=1, tag_width=1):
         if carry_segments not in (1, 2, 4):
             raise ValueError(f"carry_segments must be 1, 2 or 4; got {carry_segments!r}")
-        _check_int("tag_width", tag_width, 1)
+        check_int("tag_width", tag_width, 1)
         self.carry_segments = carry_segments
         self.tag_width = tag_width
         self.latency = mix64_latency(carry_segments)
@@ -221,8 +217,8 @@ class DrawGenerator(wiring.Component):
     def __init__(self, *, carry_segments=1, step_width=32, layer_width=8):
         if carry_segments not in (1, 2, 4):
             raise ValueError(f"carry_segments must be 1, 2 or 4; got {carry_segments!r}")
-        _check_int("step_width", step_width, 1, 64)
-        _check_int("layer_width", layer_width, 1, 64)
+        check_int("step_width", step_width, 1, 64)
+        check_int("layer_width", layer_width, 1, 64)
         self.carry_segments = carry_segments
         self.step_width = step_width
         self.layer_width = layer_width

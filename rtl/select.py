@@ -10,12 +10,10 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .params import check_int
+
 __all__ = ["GroupWinnerSelect"]
 
-
-def _check_int(name, value, lo):
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
 
 
 class GroupWinnerSelect(wiring.Component):
@@ -54,9 +52,9 @@ class GroupWinnerSelect(wiring.Component):
     """
 
     def __init__(self, *, gamma_max, z_width, max_units):
-        _check_int("gamma_max", gamma_max, 1)
-        _check_int("z_width", z_width, 2)
-        _check_int("max_units", max_units, 1)
+        check_int("gamma_max", gamma_max, 1)
+        check_int("z_width", z_width, 2)
+        check_int("max_units", max_units, 1)
         self.gamma_max = gamma_max
         self.z_width = z_width
         self.max_units = max_units

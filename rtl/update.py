@@ -46,16 +46,11 @@ from amaranth.utils import bits_for
 from bitprop.model.ops import hidden_range
 
 from .memory import SinglePortSignature
+from .params import check_int
 from .rng import DrawGenerator
 
 __all__ = ["HiddenWeightUpdate"]
 
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or \
-            (hi is not None and value > hi):
-        bound = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {bound}; got {value!r}")
 
 
 class HiddenWeightUpdate(wiring.Component):
@@ -121,14 +116,14 @@ class HiddenWeightUpdate(wiring.Component):
 
     def __init__(self, *, lanes, hidden_bits, addr_width, max_records, carry_segments=1,
                  step_width=32, layer_width=8):
-        _check_int("lanes", lanes, 1, 16)
-        _check_int("hidden_bits", hidden_bits, 2, 32)
-        _check_int("addr_width", addr_width, 1)
-        _check_int("max_records", max_records, 1)
+        check_int("lanes", lanes, 1, 16)
+        check_int("hidden_bits", hidden_bits, 2, 32)
+        check_int("addr_width", addr_width, 1)
+        check_int("max_records", max_records, 1)
         if carry_segments not in (1, 2, 4):
             raise ValueError(f"carry_segments must be 1, 2 or 4; got {carry_segments!r}")
-        _check_int("step_width", step_width, 1, 64)
-        _check_int("layer_width", layer_width, 1, 64)
+        check_int("step_width", step_width, 1, 64)
+        check_int("layer_width", layer_width, 1, 64)
         self.lanes = lanes
         self.hidden_bits = hidden_bits
         self.addr_width = addr_width
