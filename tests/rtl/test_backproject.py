@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """BackProjection against bits.project_back followed by ops.sign."""
 
 import json

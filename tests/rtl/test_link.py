@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """rtl.link against boards.link (the model): receiver, transmitter and UART.
 
 The Amaranth simulator runs many random cases per block; cocotb runs the same checks on one

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The weight memories: behaviour against a dictionary, SPRAM tiling, parameter checks."""
 
 import json

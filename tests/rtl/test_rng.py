@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Mix64 and DrawGenerator against model/rng.py (mix64, step_key, draws, events)."""
 
 import json

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Scoring against ops.margin, ops.trigger and ops.predict."""
 
 import json

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """GroupWinnerSelect against ops.select_winners, in Amaranth's simulator and in cocotb."""
 
 import json

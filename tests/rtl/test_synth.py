@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Out-of-context synthesis: the wrapper, the report, and one real UP5K run (smoke test)."""
 
 import argparse

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """HiddenWeightUpdate against ops.update_delta/apply_update (batch) and ops.reinforce (sweep)."""
 
 import json

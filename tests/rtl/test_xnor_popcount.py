@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """XnorPopcountArray against bits.xnor_dot / ops.forward, ops.sign, ops.gate."""
 
 import json

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Tests of the simulation flow (sim/flow.py) on a tiny counter."""
 
 import json
