@@ -9,14 +9,7 @@ from bitprop.model.errors import CheckpointError, ConfigError
 from bitprop.model.floatnn import SGD, Adam, FloatMLP, make_optimizer
 from bitprop.model.train import load_checkpoint, make_learner, train
 
-
-def toy_data(seed=0, n=600, d=97, classes=4, flip=0.3):
-    gen = np.random.default_rng(seed)
-    protos = gen.choice([-1, 1], size=(classes, d))
-    y = gen.integers(0, classes, n)
-    x = protos[y] * np.where(gen.random((n, d)) < flip, -1, 1)
-    cut = n * 5 // 6
-    return Dataset("toy", x[:cut], y[:cut], x[cut:], y[cut:], classes)
+from .toys import toy_data
 
 
 def test_sgd_step_is_exact():
