@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from bitprop.model.config import RunConfig
-from bitprop.model.dataset import Dataset
 from bitprop.model.errors import CheckpointError, ConfigError
 from bitprop.model.floatnn import SGD, Adam, FloatMLP, make_optimizer
 from bitprop.model.train import load_checkpoint, make_learner, train
