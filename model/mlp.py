@@ -193,7 +193,8 @@ class BinaryMLP:
         live = np.flatnonzero(trig)   # only triggered samples need the backward chain
         for l in range(self.n_layers - 2, -1, -1):
             g = ops.gate(zs[l + 1][live], ops.gate_threshold(cfg.nu, self.sizes[l + 1]))
-            proj = project_back(self.wt[l + 1], pack_bits01(g), pack(desired[l + 1][live]),
+            proj = project_back(self.wt[l + 1], pack_bits01(g),
+                                pack_bits01(desired[l + 1][live] > 0),
                                 self.sizes[l + 2])
             desired[l] = np.ones((n, self.sizes[l + 1]), dtype=np.int8)
             desired[l][live] = ops.sign(proj)
