@@ -162,6 +162,9 @@ def train(cfg, data, *, checkpoint=None, resume=False, progress=False, log=None)
         learner.load_state(arrays, meta["learner"])
         history, epoch0 = meta["history"], meta["epoch"]
         step, acc_prev = meta["step"], meta["acc_prev"]
+        if epoch0 >= cfg.epochs and log:
+            log(f"checkpoint already holds {epoch0} epochs (>= {cfg.epochs}): nothing to train; "
+                f"reporting its state")
     x_train = learner.prepare(data.x_train)
     x_test = learner.prepare(data.x_test)
     extra = {k: (learner.prepare(x), y) for k, (x, y) in data.extra_tests.items()}
