@@ -18,12 +18,11 @@ Experiments:
 """
 
 import argparse
-import json
 import os
 import statistics
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+
+from resumable import load_runs, parse_seeds, run_pending, save_json
 
 EXPERIMENTS = {
     # name: (dataset, rule, hidden, hidden_bits, init_sigma, published mean, published std)
@@ -35,13 +34,6 @@ EXPERIMENTS = {
     "fmnist-75-8bit-bep": ("fashion-mnist", "bep", (75, 75), 8, 0.0, 84.66, 0.32),
 }
 
-
-def _seeds(text):
-    out = []
-    for part in text.split(","):
-        a, _, b = part.partition("-")
-        out.extend(range(int(a), int(b or a) + 1))
-    return out
 
 
 def run_one(name, seed, epochs):
@@ -86,7 +78,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default=",".join(EXPERIMENTS),
                     help="comma-separated experiment names")
-    ap.add_argument("--seeds", type=_seeds, default=_seeds("42-51"))
+    ap.add_argument("--seeds", type=parse_seeds, default=parse_seeds("42-51"))
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", default="bench/results/reproduce.json")
@@ -95,29 +87,15 @@ def main(argv=None):
     for n in names:
         if n not in EXPERIMENTS:
             ap.error(f"unknown experiment {n!r}; choose from {', '.join(EXPERIMENTS)}")
-    runs = []
-    if os.path.exists(args.json):
-        with open(args.json) as f:
-            runs = json.load(f).get("runs", [])
+    runs = load_runs(args.json)
     done = {(r["experiment"], r["seed"], r["epochs"]) for r in runs}
     todo = [(n, s) for n in names for s in args.seeds if (n, s, args.epochs) not in done]
 
-    def save():
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"runs": runs, "summary": summarise(runs, args.epochs)}, f, indent=2)
-        os.replace(tmp, args.json)
-
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, n, s, args.epochs) for n, s in todo]
-        for fut in futures:
-            r = fut.result()
-            runs.append(r)
-            save()
-            print(f"{r['experiment']} seed {r['seed']}: {r['test_accuracy']:.2f} "
-                  f"({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
-    save()
+    run_pending(run_one, [(n, s, args.epochs) for n, s in todo], runs,
+                lambda: save_json(args.json, {"runs": runs,
+                                              "summary": summarise(runs, args.epochs)}),
+                lambda r: f"{r['experiment']} seed {r['seed']}: {r['test_accuracy']:.2f} "
+                          f"({r['seconds']:.0f} s)", jobs=args.jobs)
     print(f"| experiment | hidden bits | seeds | test acc (held-out) | official test | "
           f"published |")
     print("|---|---|---|---|---|---|")

@@ -20,24 +20,16 @@ regression problem; the ``*_eq`` equal-length copies); ``--datasets all`` takes 
 """
 
 import argparse
-import json
 import os
 import statistics
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+
+from resumable import load_runs, parse_seeds, run_pending, save_json
 
 RULES = ("bep", "qat")
 NOT_BENCHMARKS = {"UnitTest", "Covid3Month_disc", "JapaneseVowels_eq",
                   "PickupGestureWiimoteZ_eq"}
 
-
-def _seeds(text):
-    out = []
-    for part in text.split(","):
-        a, _, b = part.partition("-")
-        out.extend(range(int(a), int(b or a) + 1))
-    return out
 
 
 COMMON = ("epochs", "hidden", "batch", "levels")
@@ -105,7 +97,7 @@ def main(argv=None):
     ap.add_argument("--datasets", default="",
                     help="comma-separated names, or 'all' (default: every offline UCR/UEA "
                          "dataset except the non-benchmarks listed in the docstring)")
-    ap.add_argument("--seeds", type=_seeds, default=_seeds("42-46"))
+    ap.add_argument("--seeds", type=parse_seeds, default=parse_seeds("42-46"))
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--hidden", type=int, default=64, help="recurrent units K_s")
     ap.add_argument("--gamma", type=int, default=0, help="BEP group size (0: default)")
@@ -143,33 +135,18 @@ def main(argv=None):
     rules = [r for r in args.rules.split(",") if r]
     if any(r not in RULES for r in rules):
         ap.error(f"--rules takes a subset of {','.join(RULES)}")
-    runs = []
-    if os.path.exists(args.json):
-        with open(args.json) as f:
-            runs = json.load(f).get("runs", [])
+    runs = load_runs(args.json)
     done = {(r["dataset"], r["rule"], r["seed"]) for r in runs
             if r["settings"] == settings[r["rule"]]}
     todo = [(d, rule, s) for d in datasets for s in args.seeds for rule in rules
             if (d, rule, s) not in done]
 
-    def save():
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"settings": settings, "runs": runs,
-                       "summary": summarise(runs, datasets, settings)}, f, indent=2)
-        os.replace(tmp, args.json)
-
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, d, rule, s, settings[rule], args.data_dir)
-                   for d, rule, s in todo]
-        for fut in futures:
-            r = fut.result()
-            runs.append(r)
-            save()
-            print(f"{r['dataset']} {r['rule']} seed {r['seed']}: {r['test_accuracy']:.2f} "
-                  f"({r['seconds']:.1f} s)", file=sys.stderr, flush=True)
-    save()
+    run_pending(run_one, [(d, rule, s, settings[rule], args.data_dir) for d, rule, s in todo],
+                runs,
+                lambda: save_json(args.json, {"settings": settings, "runs": runs,
+                                              "summary": summarise(runs, datasets, settings)}),
+                lambda r: f"{r['dataset']} {r['rule']} seed {r['seed']}: "
+                          f"{r['test_accuracy']:.2f} ({r['seconds']:.1f} s)", jobs=args.jobs)
     print(f"K_s = {args.hidden}, {args.epochs} epochs, batch {args.batch}, "
           f"{args.levels} thermometer levels, seeds {args.seeds[0]}..{args.seeds[-1]}; "
           f"BEP-TT {settings['bep']}; QAT {settings['qat']}")
