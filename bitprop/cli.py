@@ -172,6 +172,126 @@ def _add_synth(sub):
     p.set_defaults(func=synth.run)
 
 
+# -- sim / demo ------------------------------------------------------------------------------
+def _add_core_args(p, *, hidden, rule):
+    p.add_argument("--dataset", default="prototypes",
+                   help="prototypes, fashion-mnist or PATH.npz (default: prototypes)")
+    p.add_argument("--rule", choices=("local", "bep"), default=rule)
+    p.add_argument("--hidden", type=_widths, default=hidden,
+                   help=f"hidden widths (default {','.join(map(str, hidden))})")
+    p.add_argument("--samples", type=int, default=1000, help="training samples per epoch")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--test-samples", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--hidden-bits", type=int, default=8)
+    p.add_argument("--gamma", type=_widths, default=(),
+                   help="group size per layer (default: the paper's for the width)")
+    p.add_argument("--robustness", type=float, default=0.25)
+    p.add_argument("--nu", type=float, default=0.2)
+    p.add_argument("--pe", type=int, default=4, help="rows per cycle of the engine")
+    p.add_argument("--simd", type=int, default=32, help="bits per row per cycle")
+    p.add_argument("--lanes", type=int, default=8, help="hidden weights per update word")
+    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    p.add_argument("--data-dir", default=None, help="where the dataset files are")
+    p.add_argument("--json", default=None, help="write the results here")
+
+
+def _core_run(args, *, check_every):
+    from bitprop.model.config import RunConfig
+    from bitprop.model.data import load_dataset
+    from bitprop.sim.session import simulate
+
+    data = load_dataset(args.dataset, seed=args.seed, data_dir=args.data_dir)
+    cfg = RunConfig(rule=args.rule, hidden=args.hidden, batch=args.batch, seed=args.seed,
+                    hidden_bits=args.hidden_bits, gamma=args.gamma,
+                    robustness=args.robustness, nu=args.nu, pe=args.pe, simd=args.simd,
+                    lanes=args.lanes, input_dim=data.x_train.shape[1],
+                    n_classes=data.n_classes)
+    result = simulate(cfg, data, samples=args.samples, test_samples=args.test_samples,
+                      epochs=args.epochs, simulator=args.simulator, check_every=check_every)
+    result["dataset"] = data.name
+    return result
+
+
+def _add_sim(sub):
+    p = sub.add_parser("sim", help="train on the simulated core beside the golden model",
+                       description="Generate the training core, simulate it (cocotb + "
+                                   "Verilator), train it through the host driver and the "
+                                   "golden model side by side, and compare every hidden "
+                                   "weight after every batch.")
+    _add_core_args(p, hidden=(35, 35), rule="local")
+    p.set_defaults(func=_run_sim)
+
+
+def _run_sim(args):
+    r = _core_run(args, check_every=1)
+    print(f"{r['dataset']} {r['config']['rule']} {r['plan']['sizes']}: {r['samples']} samples, "
+          f"{r['checks']} checks, mismatches {r['mismatches']} (binary "
+          f"{r['binary_mismatches']}, predictions {r['prediction_mismatches']})")
+    print(f"cycles/sample {r['cycles_per_sample']:.1f} (ideal "
+          f"{r['ideal_cycles_per_sample']:.1f}, ratio {r['cycles_over_ideal']:.2f}); "
+          f"simulation {r['sim_cycles_per_second']:,.0f} cycles/s")
+    if args.json:
+        _write_json(args.json, r)
+    bad = r["mismatches"] + r["binary_mismatches"] + r["prediction_mismatches"] \
+        + r["n_correct_mismatches"]
+    return 1 if bad else 0
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="on-device training demo on the simulated core",
+                       description="Train 784-75-75 on FashionMNIST (Prototypes when it is "
+                                   "absent) on the simulated device through the host driver; "
+                                   "report test accuracy (checked against the golden "
+                                   "model), cycles per sample and the projected rate.")
+    _add_core_args(p, hidden=(75, 75), rule="local")
+    p.set_defaults(dataset=None, samples=2000, test_samples=1000)
+    p.add_argument("--fmax-mhz", type=float, default=None,
+                   help="clock for the projection (default: the UP5K build report in "
+                        "bench/results/build-up5k.json, if present)")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args):
+    from bitprop.model.data import fashion_mnist_dir
+    if args.dataset is None:
+        try:
+            fashion_mnist_dir(args.data_dir)
+            args.dataset = "fashion-mnist"
+        except BitpropError:
+            print("FashionMNIST not found; the demo trains on Prototypes", file=sys.stderr)
+            args.dataset = "prototypes"
+    r = _core_run(args, check_every=0)
+    fmax = args.fmax_mhz
+    source = "--fmax-mhz"
+    if fmax is None:
+        from bitprop.sim.flow import REPO_ROOT
+        report = REPO_ROOT / "bench" / "results" / "build-up5k.json"
+        if report.is_file():
+            fmax = json.loads(report.read_text()).get("fmax_mhz")
+            source = str(report)
+    r["fmax_mhz"] = fmax
+    r["projected_samples_per_second"] = (fmax * 1e6 / r["cycles_per_sample"]
+                                         if fmax and r["cycles_per_sample"] else None)
+    print(f"trained {r['samples']} samples of {r['dataset']} ({r['config']['rule']}, "
+          f"{'-'.join(map(str, r['plan']['sizes']))}) on the simulated core")
+    print(f"test accuracy {r['test_accuracy_device']:.2f} % on {r['test_samples']} samples "
+          f"(golden model {r['test_accuracy_model']:.2f} %, "
+          f"{r['prediction_mismatches']} differing predictions; "
+          f"{r['mismatches']} differing hidden weights at the end)")
+    print(f"cycles/sample {r['cycles_per_sample']:.1f} (ideal "
+          f"{r['ideal_cycles_per_sample']:.1f})")
+    if r["projected_samples_per_second"]:
+        print(f"projected {r['projected_samples_per_second']:,.0f} training samples/s at "
+              f"{fmax:.1f} MHz ({source})")
+    else:
+        print("no Fmax known for the projection (give --fmax-mhz or run bitprop build)")
+    if args.json:
+        _write_json(args.json, r)
+    return 1 if r["prediction_mismatches"] or r["mismatches"] else 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="bitprop",
@@ -182,6 +302,8 @@ def build_parser():
     _add_train(sub)
     _add_data(sub)
     _add_synth(sub)
+    _add_sim(sub)
+    _add_demo(sub)
     return parser
 
 

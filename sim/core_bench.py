@@ -15,43 +15,52 @@ import cocotb
 from cocotb.task import bridge, resume
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import First, ReadOnly, RisingEdge
 
 PERIOD_NS = 10
 
 
 class SimPort:
-    """``exchange(words, n_reply)`` on the simulated core (the driver's port interface)."""
+    """``exchange(words, n_reply)`` on the simulated core (the driver's port interface).
 
-    def __init__(self, dut):
+    The words travel through :class:`~bitprop.sim.harness.ChunkedHost`, ``chunk`` at a time.
+    """
+
+    def __init__(self, dut, chunk):
         self.dut = dut
-        self.cycles = 0
+        self.chunk = chunk
 
     async def _exchange(self, words, n_reply):
-        dut = self.dut
-        clk = dut.clk
+        dut, n = self.dut, self.chunk
+        pending = [words[i:i + n] for i in range(0, len(words), n)]
         out = []
-        dut.rsp__ready.value = 1
-        for w in words:
-            dut.cmd__valid.value = 1
-            dut.cmd__payload.value = int(w)
-            while True:
-                await ReadOnly()
-                ready = int(dut.cmd__ready.value)
-                if int(dut.rsp__valid.value):
-                    out.append(int(dut.rsp__payload.value) & 0xFFFF_FFFF)
-                await RisingEdge(clk)
-                if ready:
-                    break
-        dut.cmd__valid.value = 0
-        while len(out) < n_reply:
+        while pending or len(out) < n_reply:
             await ReadOnly()
-            if int(dut.rsp__valid.value):
-                out.append(int(dut.rsp__payload.value) & 0xFFFF_FFFF)
-                await RisingEdge(clk)
-            else:
-                await RisingEdge(dut.rsp__valid)
-        if len(out) > n_reply:
+            load = bool(pending) and int(dut.in_empty.value)
+            take = int(dut.out_ready.value)
+            if take:
+                count = int(dut.out_count.value)
+                data = int(dut.out_data.value)
+                out += [(data >> (32 * i)) & 0xFFFF_FFFF for i in range(count)]
+            if not (load or take):
+                waits = []
+                if pending:
+                    waits.append(RisingEdge(dut.in_empty))
+                if len(out) < n_reply:
+                    waits.append(RisingEdge(dut.out_ready))
+                await First(*waits)
+                continue
+            await RisingEdge(dut.clk)
+            if load:
+                part = pending.pop(0)
+                dut.in_data.value = sum(int(w) << (32 * i) for i, w in enumerate(part))
+                dut.in_count.value = len(part)
+                dut.in_load.value = 1
+            dut.out_take.value = int(take)
+            await RisingEdge(dut.clk)
+            dut.in_load.value = 0
+            dut.out_take.value = 0
+        if len(out) != n_reply:
             raise AssertionError(f"the core sent {len(out)} reply words, {n_reply} expected")
         return out
 
@@ -65,15 +74,16 @@ async def host_session(dut):
     from bitprop.sim.session import run_host
 
     spec = json.loads(os.environ["BITPROP_SESSION"])
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    # The C++ clock: a Python clock coroutine would cap the simulation near 100k cycles/s.
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start())
     dut.rst.value = 1
-    dut.cmd__valid.value = 0
-    dut.rsp__ready.value = 1
+    dut.in_load.value = 0
+    dut.out_take.value = 0
     for _ in range(3):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
-    port = SimPort(dut)
+    port = SimPort(dut, spec["chunk"])
     t0 = time.perf_counter()
     ns0 = get_sim_time("ns")
     result = await bridge(run_host)(port, spec)

@@ -202,7 +202,7 @@ def _failures(results_xml):
 
 
 def run_cocotb(component, *, name, test_module, simulator="verilator", testcase=None,
-               extra_env=None):
+               extra_env=None, verilator_args=()):
     """Simulate ``component`` with the cocotb tests of ``test_module``; raise on any failure.
 
     Parameters
@@ -219,6 +219,10 @@ def run_cocotb(component, *, name, test_module, simulator="verilator", testcase=
         Run only these cocotb tests (by function name).
     extra_env : mapping of str to str, optional
         Environment variables handed to the cocotb tests (for example JSON test parameters).
+    verilator_args : sequence of str
+        Further Verilator options (after the flow's own), for example
+        ``("--no-public-flat-rw",)`` when the test touches only the top-level ports: cocotb's
+        runner makes every signal public, which slows a large design several times.
 
     Raises
     ------
@@ -240,7 +244,8 @@ def run_cocotb(component, *, name, test_module, simulator="verilator", testcase=
 
     text = verilog(component, name=name)
     waves = _waves_requested()
-    build_args = list(_VERILATOR_ARGS) if simulator == "verilator" else []
+    build_args = list(_VERILATOR_ARGS) + list(verilator_args) if simulator == "verilator" \
+        else []
     digest = hashlib.sha256("\0".join(
         [_FLOW_VERSION, simulator, text, " ".join(build_args), str(waves)]).encode())
     build_dir = build_root() / "sim" / simulator / name / digest.hexdigest()[:16]

@@ -26,6 +26,8 @@ from bitprop.model.errors import ConfigError
 
 __all__ = ["simulate", "run_host"]
 
+CHUNK = 64      # command / reply words per harness transfer
+
 
 def _model_words(model, plan):
     from bitprop.boards.driver import binary_image
@@ -54,6 +56,7 @@ def run_host(port, spec):
     checks, cycles, records = 0, 0, np.zeros(plan.n_layers, dtype=np.int64)
     update_weights = reinforced_weights = 0
     history, first_diffs = [], []
+    train_seconds = 0.0
     t0 = time.perf_counter()
     for epoch in range(spec["epochs"]):
         model.begin_epoch(epoch, acc_prev)
@@ -62,7 +65,9 @@ def run_host(port, spec):
         for start in range(0, n, cfg.batch):
             idx = order[start:start + cfg.batch]
             dev.configure(cfg, step=step, thresholds=model.thresholds, gammas=model.gammas)
+            t_batch = time.perf_counter()
             got = dev.train_batch(x_train[idx], y_train[idx])
+            train_seconds += time.perf_counter() - t_batch
             want = model.train_batch(x_train[idx], y_train[idx], step)
             step += 1
             correct += want
@@ -73,6 +78,11 @@ def run_host(port, spec):
                 update_weights += r * plan.sizes[l]
                 if r and model.thresholds[l]:
                     reinforced_weights += plan.sizes[l] * plan.sizes[l + 1]
+            batch_no = start // cfg.batch + 1
+            last = epoch == spec["epochs"] - 1 and start + cfg.batch >= n
+            every = spec.get("check_every", 1)
+            if not (last or (every and batch_no % every == 0)):
+                continue
             hidden = dev.read_hidden()
             mismatches += sum(int((h != m).sum()) for h, m in zip(hidden, model.hidden))
             binary = dev.read_binary()
@@ -94,7 +104,7 @@ def run_host(port, spec):
         "config": cfg.to_dict(),
         "plan": plan.to_dict(),
         "samples": samples,
-        "batches": checks,
+        "batches": step,
         "checks": checks,
         "mismatches": mismatches,
         "binary_mismatches": binary_mismatches,
@@ -114,11 +124,13 @@ def run_host(port, spec):
         "prediction_mismatches": int((pred_dev != pred_model).sum()),
         "history": history,
         "host_seconds": time.perf_counter() - t0,
+        "train_seconds": train_seconds,
+        "train_cycles_per_second": cycles / train_seconds if train_seconds else 0.0,
     }
 
 
 def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="verilator",
-             batch_max=None, workdir=None):
+             batch_max=None, check_every=1, workdir=None):
     """Run :func:`run_host` on the simulated core; return its result dict.
 
     Parameters
@@ -134,10 +146,12 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     simulator : {"verilator", "icarus"}
     batch_max : int, optional
         Batch buffer of the generated core (default ``cfg.batch``).
+    check_every : int
+        Read back and compare all weights every this many batches (0: after the last only).
     """
     from bitprop.model.bits import pack
-    from bitprop.rtl.core import TrainingCore
     from bitprop.rtl.plan import CorePlan
+    from bitprop.sim.harness import ChunkedHost
     from bitprop.sim.flow import run_cocotb
 
     cfg = cfg.replace(input_dim=data.x_train.shape[1], n_classes=data.n_classes)
@@ -155,14 +169,16 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
                  y_test=data.y_test[:test_samples])
         spec = {"config": cfg.to_dict(), "batch_max": plan.batch_max,
                 "data": str(tmp / "data.npz"), "epochs": int(epochs),
-                "result": str(tmp / "result.json")}
-        core = TrainingCore(plan=plan)
+                "result": str(tmp / "result.json"), "check_every": int(check_every),
+                "chunk": CHUNK}
+        core = ChunkedHost(plan=plan, chunk=CHUNK)
         t0 = time.perf_counter()
         error = None
         try:
             run_cocotb(core, name=f"core_{plan.signature:08x}",
                        test_module="bitprop.sim.core_bench",
-                       simulator=simulator, extra_env={"BITPROP_SESSION": json.dumps(spec)})
+                       simulator=simulator, extra_env={"BITPROP_SESSION": json.dumps(spec)},
+                       verilator_args=("--no-public-flat-rw", "--public-depth", "1"))
         except AssertionError as e:
             error = str(e)
         if not (tmp / "result.json").is_file():
