@@ -447,6 +447,7 @@ class TrainingCore(wiring.Component):
         # ========================================================================================
         s_start = Signal()
         s_layer = Signal(_bits(L))
+        s_abase = Signal(abw)       # the selecting sample's input-buffer base
         s_run = Signal()
         s_j = Signal(16)
         s_k = Array(Const(k, 16) for k in widths)[s_layer]
@@ -457,9 +458,10 @@ class TrainingCore(wiring.Component):
         s_first = Signal()
         advance = Signal()
         m.d.comb += advance.eq(~s_v | sel.i.ready)
-        m.d.comb += s_busy.eq(s_start | s_run | s_v | (s_outs != n_groups[s_layer]))
+        s_pend = Signal()           # group words outstanding
+        m.d.comb += s_busy.eq(s_run | s_v | s_pend)
         with m.If(s_start):
-            m.d.sync += [s_run.eq(1), s_j.eq(0), s_outs.eq(0)]
+            m.d.sync += [s_run.eq(1), s_pend.eq(1), s_j.eq(0), s_outs.eq(0)]
         s_issue = Signal()
         with m.If(advance):
             m.d.sync += [s_v.eq(s_run), s_vj.eq(s_j), s_first.eq(s_j == 0)]
@@ -490,6 +492,8 @@ class TrainingCore(wiring.Component):
         ap_sign = Signal()
         with m.If(sel.o.valid & sel.o.ready):
             m.d.sync += s_outs.eq(s_outs + 1)
+            with m.If(s_outs == n_groups[s_layer] - 1):
+                m.d.sync += s_pend.eq(0)
         m.d.comb += sel.o.ready.eq(~sel.o.payload.found | ap_wait)
         with m.If(sel.o.valid & sel.o.payload.found & ~ap_wait):
             m.d.sync += [ap_wait.eq(1), ap_unit.eq(sel.o.payload.index),
@@ -501,7 +505,7 @@ class TrainingCore(wiring.Component):
             with m.If(ap_wait & (s_layer == l)):
                 m.d.comb += [
                     r_wr[l].addr.eq(rcount[l]),
-                    r_wr[l].data.abase.eq(abase[l]),
+                    r_wr[l].data.abase.eq(s_abase),
                     r_wr[l].data.sign.eq(ap_sign),
                     r_wr[l].data.has_next.eq(h_rd[l].data.valid),
                     r_wr[l].data.next.eq(h_rd[l].data.ptr),
@@ -965,26 +969,37 @@ class TrainingCore(wiring.Component):
                         m.d.comb += [e_start.eq(1), e_arg.eq(arg)]
                         m.next = f"T{i}w"
                     elif kind == "copy":
-                        with m.If(trig[arg]):
+                        # Selection runs in the background (see "select"); the copy and
+                        # back-projection steps share its memories, so they wait for it.
+                        with m.If(s_busy):
+                            pass
+                        with m.Elif(trig[arg]):
                             m.d.comb += [cp_start.eq(1), cp_arg.eq(arg)]
                             m.next = f"T{i}w"
                         with m.Else():
                             m.next = nxt
                     elif kind == "select":
                         ok = trig[arg] if p.rule == "local" else (trig[L - 1] & live)
-                        with m.If(ok):
+                        # Start and go on: the selection overlaps the next engine jobs.
+                        with m.If(s_busy):
+                            pass
+                        with m.Elif(ok):
                             m.d.comb += s_start.eq(1)
-                            m.d.sync += s_layer.eq(arg)
-                            m.next = f"T{i}w"
+                            m.d.sync += [s_layer.eq(arg), s_abase.eq(abase[arg])]
+                            m.next = nxt
                         with m.Else():
                             m.next = nxt
                     elif kind == "bp":
-                        with m.If(trig[L - 1] & live):
+                        with m.If(s_busy):
+                            pass
+                        with m.Elif(trig[L - 1] & live):
                             m.d.comb += bp_start.eq(1)
                             m.d.sync += bp_layer.eq(arg)
                             m.next = f"T{i}w"
                         with m.Else():
                             m.next = nxt
+                if kind == "select":
+                    continue
                 with m.State(f"T{i}w"):
                     if kind == "job":
                         with m.If(~e_busy):
@@ -999,9 +1014,6 @@ class TrainingCore(wiring.Component):
                     elif kind == "copy":
                         with m.If(~cp_busy):
                             m.next = nxt
-                    elif kind == "select":
-                        with m.If(~s_busy):
-                            m.next = nxt
                     elif kind == "bp":
                         with m.If(~bp_busy):
                             with m.If(skip_empty & ~any_gate):
@@ -1015,13 +1027,16 @@ class TrainingCore(wiring.Component):
                     m.d.sync += abase[k].eq(abase[k] + p.words(k))
                 with m.If(sample == n_in_batch - 1):
                     m.d.sync += u_layer.eq(0)
-                    m.next = "U0"
+                    m.next = "UWAIT"
                 with m.Else():
                     m.d.sync += sample.eq(sample + 1)
                     m.next = "SNEXT"
             with m.State("SNEXT"):
                 m.next = "SAMPLE"
             # -- batch end: updates and reinforcement, layer by layer --------------------------------
+            with m.State("UWAIT"):
+                with m.If(~s_busy):         # the last selection's records are in
+                    m.next = "U0"
             with m.State("U0"):
                 for l in range(L):
                     with m.If(u_layer == l):
