@@ -181,7 +181,7 @@ def _xnor_popcount(pe, simd, family):
 
 def _backproject(pe, simd, family):
     from bitprop.rtl.backproject import BackProjection
-    return BackProjection(simd=simd, max_rows=1024)
+    return BackProjection(simd=simd, max_rows=1024, pe=pe)
 
 
 def _scoring(pe, simd, family):

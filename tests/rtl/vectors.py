@@ -222,6 +222,77 @@ def backproject_stream(case, rng, *, simd, idle=0.2):
     return cycles, expected
 
 
+def backproject_pe_case(rng, *, pe, simd, max_rows, gates=None):
+    """Return one random layer case for a PE-row-per-beat stream (see ``backproject_case``).
+
+    K_out (within 1 … ``max_rows``) is often 1, PE − 1, PE, PE + 1 or ``max_rows``, so that
+    passes of a single beat and passes whose last beat has padding rows are common. ``gates``
+    forces the gate pattern (``"random"``, ``"none"`` or ``"all"``); by default it is drawn.
+    """
+    special = [1, pe - 1, pe, pe + 1, max_rows]
+    k_out = int(rng.choice(special + [int(rng.integers(1, max_rows + 1))] * 2))
+    k_out = min(max(k_out, 1), max_rows)
+    k_in = int(rng.choice([1, simd - 1 or 1, simd + 1, int(rng.integers(1, 3 * simd + 1))]))
+    samples = int(rng.integers(1, 3))
+    w = _pm1(rng, (k_out, k_in), bias=float(rng.choice([0.5, 0.2, 0.8])))
+    kind = gates or str(rng.choice(["random", "none", "all"]))
+    gate = {"random": rng.random((samples, k_out)) < float(rng.choice([0.5, 0.1, 0.9])),
+            "none": np.zeros((samples, k_out), dtype=bool),
+            "all": np.ones((samples, k_out), dtype=bool)}[kind]
+    desired = _pm1(rng, (samples, k_out))
+    sums = bits.project_back(bits.pack(w.T), bits.pack_bits01(gate), bits.pack(desired), k_out)
+    return {"w": w, "gate": gate, "desired": desired, "sums": sums, "sign": ops.sign(sums)}
+
+
+def backproject_pe_stream(case, rng, *, pe, simd, idle=0.2):
+    """Return (cycles, expected): one pass per (sample, SIMD-column block), PE rows a beat.
+
+    A pass is ``⌈K_out/PE⌉`` beats; beat ``b`` carries rows ``b·PE … b·PE + PE − 1``
+    (``weights`` lane ``r``, ``gate`` and ``desired`` bit ``r``). Rows beyond K_out in the last
+    beat carry random weights and desired bits with gate 0; columns beyond K_in carry random
+    weights. Passes are separated by the one idle cycle the block requires, plus random idle
+    cycles (probability ``idle``) anywhere; idle cycles carry random data. ``expected`` entries
+    are (index of the pass's last beat, columns used, sums, sign bits) from the golden model.
+    """
+    w, gate, desired = case["w"] > 0, case["gate"], case["desired"] > 0
+    k_out, k_in = w.shape
+    beats = -(-k_out // pe)
+
+    def junk():
+        return {"valid": 0, "first": int(rng.integers(2)), "last": int(rng.integers(2)),
+                "weights": bools_to_int(rng.random(pe * simd) < 0.5),
+                "gate": int(rng.integers(1 << pe)), "desired": int(rng.integers(1 << pe))}
+
+    cycles, expected = [], []
+    for n in range(gate.shape[0]):
+        for base in range(0, k_in, simd):
+            used = min(simd, k_in - base)
+            if cycles:
+                cycles.append(junk())
+            for b in range(beats):
+                while rng.random() < idle:
+                    cycles.append(junk())
+                rows, g, d = [], [], []
+                for r in range(pe):
+                    i = b * pe + r
+                    row = rng.random(simd) < 0.5
+                    if i < k_out:
+                        row[:used] = w[i, base:base + used]
+                        g.append(bool(gate[n, i]))
+                        d.append(bool(desired[n, i]))
+                    else:
+                        g.append(False)
+                        d.append(bool(rng.integers(2)))
+                    rows.append(bools_to_int(row))
+                cycles.append({"valid": 1, "first": int(b == 0), "last": int(b == beats - 1),
+                               "weights": join(rows, simd), "gate": bools_to_int(g),
+                               "desired": bools_to_int(d)})
+            expected.append((len(cycles) - 1, used,
+                             [int(v) for v in case["sums"][n, base:base + used]],
+                             [int(v > 0) for v in case["sign"][n, base:base + used]]))
+    return cycles, expected
+
+
 def backproject_decode(out, *, simd, sum_width):
     """Return (sums list, sign list) from raw integer outputs ``out``."""
     return split(out["sums"], sum_width, simd, signed=True), split(out["sign"], 1, simd)
