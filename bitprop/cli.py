@@ -192,6 +192,10 @@ def _add_core_args(p, *, hidden, rule):
     p.add_argument("--pe", type=int, default=4, help="rows per cycle of the engine")
     p.add_argument("--simd", type=int, default=32, help="bits per row per cycle")
     p.add_argument("--lanes", type=int, default=8, help="hidden weights per update word")
+    p.add_argument("--check-every", type=int, default=None,
+                   help="read back and compare all weights every N batches (0: at the end "
+                        "only; sim default 1, demo default 0). A read-back waits for the "
+                        "background reinforcement sweep, so N = 1 also serialises it")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--data-dir", default=None, help="where the dataset files are")
     p.add_argument("--json", default=None, help="write the results here")
@@ -200,6 +204,7 @@ def _add_core_args(p, *, hidden, rule):
 def _core_run(args, *, check_every):
     from bitprop.model.config import RunConfig
     from bitprop.model.data import load_dataset
+    from bitprop.model.errors import ConfigError
     from bitprop.sim.session import simulate
 
     data = load_dataset(args.dataset, seed=args.seed, data_dir=args.data_dir)
@@ -208,6 +213,10 @@ def _core_run(args, *, check_every):
                     robustness=args.robustness, nu=args.nu, pe=args.pe, simd=args.simd,
                     lanes=args.lanes, input_dim=data.x_train.shape[1],
                     n_classes=data.n_classes)
+    if args.check_every is not None:
+        if args.check_every < 0:
+            raise ConfigError(f"--check-every must be >= 0; got {args.check_every}")
+        check_every = args.check_every
     result = simulate(cfg, data, samples=args.samples, test_samples=args.test_samples,
                       epochs=args.epochs, simulator=args.simulator, check_every=check_every)
     result["dataset"] = data.name

@@ -48,7 +48,8 @@ TRAIN 4     ``count`` samples: label, then ``words(0)``  n_correct, cycles, reco
             input words of ``⌈SIMD/32⌉`` words each      (after the batch's update)
 INFER 5     ``count`` samples of input words             one prediction per sample
 STATUS 6    none                                         MAGIC, plan signature, samples
-                                                        trained, batches trained
+                                                        trained, batches trained, work
+                                                        cycles (training or sweeping)
 ==========  ==========================================  ======================================
 
 The driver (:mod:`bitprop.boards.driver`) speaks it; on a board the words travel in the frames
@@ -522,7 +523,7 @@ class TrainingCore(wiring.Component):
         u_start = Signal()
         u_layer = Signal(_bits(L))
         u_busy = Signal()
-        u_phase = Signal(3)     # 0 idle, 1 head read, 2 head data, 3 walk, 4 drain, 5 sweep
+        u_phase = Signal(3)     # 0 idle, 1 head read, 2 head data, 3 walk, 4 drain, 6 next row
         u_j = Signal(16)
         u_c = Signal(16)
         u_head = Signal(max(rec_bits))
@@ -606,10 +607,7 @@ class TrainingCore(wiring.Component):
             with m.Case(4):        # drain the update block
                 with m.If(~w1_valid & ~w2_valid & (beats.level == 0) & ~upd.busy
                           & (wback.level == 0) & ~beats.r_rdy):
-                    with m.If(reinf_thr[u_layer] != 0):
-                        m.d.sync += u_phase.eq(5)
-                    with m.Else():
-                        m.d.sync += u_phase.eq(0)
+                    m.d.sync += u_phase.eq(0)
         m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c)]
         m.d.sync += w1_last_c.eq(u_c == rw - 1)
         # Clear the head of a row once read (phase 2), ready for the next batch.
@@ -653,28 +651,49 @@ class TrainingCore(wiring.Component):
             upd.rec.payload.eq(beats.r_data),
             beats.r_en.eq(upd.rec.ready),
         ]
-        # New signs of every written word → binary-weight memory (not during the sweep).
-        wbr = data.View(wb_layout, wback.r_data)
-        wb_write = Signal()
-        m.d.comb += [wb_write.eq(upd.written.valid & (u_phase != 5)),
-                     wback.r_en.eq(wb_write)]
-        # Reinforcement sweep.
+        # Reinforcement sweeps run in the background: a layer's sweep is queued when its
+        # records are in (batch end) and runs while the host loads and the engine computes the
+        # next batch. It never changes a sign, so the binary weights that batch reads are
+        # final; the next batch end (and any host access to the hidden weights) waits for it.
+        # Layers are independent, so "all record updates, then all sweeps" equals the model's
+        # per-layer order.
+        sw_pend = Signal(L)
+        sw_next = Signal(L)         # layers to sweep once every layer's records are in
+        sw_state = Signal(2)        # 0 idle, 1 layer chosen (start), 2 running
+        sw_layer = Signal(_bits(L))
+        sw_step = Signal(32)
+        sw_seed = Signal(64)
+        sw_thr = Array(Signal(16, name=f"sw_thr{l}") for l in range(L))
+        sw_active = Signal()
         sweep_go = Signal()
-        sweeping = Signal()
+        m.d.comb += sw_active.eq((sw_state != 0) | (sw_pend != 0))
+        with m.Switch(sw_state):
+            with m.Case(0):
+                with m.If((sw_pend != 0) & (u_phase == 0) & ~u_start & ~upd.busy):
+                    for l in reversed(range(L)):        # the lowest pending layer first
+                        with m.If(sw_pend[l]):
+                            m.d.sync += sw_layer.eq(l)
+                    m.d.sync += sw_state.eq(1)
+            with m.Case(1):
+                m.d.comb += sweep_go.eq(1)
+                m.d.sync += sw_state.eq(2)
+            with m.Case(2):
+                with m.If(~upd.busy):
+                    m.d.sync += [sw_state.eq(0), sw_pend.bit_select(sw_layer, 1).eq(0)]
         m.d.comb += [
             upd.sweep_start.eq(sweep_go),
-            upd.sweep_base.eq(hbase),
-            upd.sweep_rows.eq(u_k),
-            upd.row_words.eq(rw),
-            upd.row_tail.eq(tail[u_layer]),
-            upd.seed.eq(seed), upd.step.eq(step), upd.layer.eq(u_layer),
-            upd.threshold.eq(reinf_thr[u_layer]),
+            upd.sweep_base.eq(Array(Const(b, haw) for b in p.hidden_bases)[sw_layer]),
+            upd.sweep_rows.eq(Array(Const(k, 16) for k in widths)[sw_layer]),
+            upd.row_words.eq(Array(Const(p.row_words(l), 16) for l in range(L))[sw_layer]),
+            upd.row_tail.eq(tail[sw_layer]),
+            upd.seed.eq(sw_seed), upd.step.eq(sw_step), upd.layer.eq(sw_layer),
+            upd.threshold.eq(sw_thr[sw_layer]),
         ]
-        with m.If((u_phase == 5) & ~sweeping):
-            m.d.comb += sweep_go.eq(1)
-            m.d.sync += sweeping.eq(1)
-        with m.If((u_phase == 5) & sweeping & ~upd.busy & ~sweep_go):
-            m.d.sync += [u_phase.eq(0), sweeping.eq(0)]
+        # New signs of every word the record update writes → binary-weight memory.
+        wbr = data.View(wb_layout, wback.r_data)
+        wb_write = Signal()
+        m.d.comb += [wb_write.eq(upd.written.valid & (sw_state == 0)),
+                     wback.r_en.eq(wb_write)]
 
         # ========================================================================================
         # Host commands and the main sequencer.
@@ -744,7 +763,7 @@ class TrainingCore(wiring.Component):
                 m.d.comb += r_rd[l].en.eq(1)
         # The walker's a[] read happens at stage 1 (address from the record data).
         # Hidden-weight port: the host or the update block.
-        with m.If(h_host):
+        with m.If(h_host & (sw_state == 0)):
             m.d.comb += [hmem.port.addr.eq(host_h_addr), hmem.port.r_en.eq(host_h_ren),
                          hmem.port.w_en.eq(host_h_wen),
                          hmem.port.w_data.eq(asm[:p.hidden_width])]
@@ -775,6 +794,11 @@ class TrainingCore(wiring.Component):
 
         m.d.comb += self.busy.eq(~h_host)
         m.d.sync += cycles.eq(cycles + 1)
+        # Work: cycles in which a batch is being loaded or trained, or a sweep is pending.
+        training = Signal()
+        work = Signal(32)
+        with m.If(training | sw_active):
+            m.d.sync += work.eq(work + 1)
         regs = {k: v[0] for k, v in REGISTERS.items()}
 
         # The per-sample training schedule: steps of (kind, argument).
@@ -810,7 +834,7 @@ class TrainingCore(wiring.Component):
                             m.next = "ADDR"
                         with m.Case(OP_TRAIN):
                             m.d.sync += [n_correct.eq(0), n_in_batch.eq(cmd_word[16:]),
-                                         cyc_start.eq(cycles)]
+                                         cyc_start.eq(cycles), training.eq(1)]
                             for k in range(L):
                                 m.d.sync += abase[k].eq(0)
                             m.next = "LABEL"
@@ -876,20 +900,24 @@ class TrainingCore(wiring.Component):
                 m.next = "WWRITE"
             with m.State("WWRITE"):
                 m.d.comb += h_host.eq(1)
-                with m.If(hdr_arg == REGION_HIDDEN):
-                    m.d.comb += [host_h_addr.eq(addr), host_h_wen.eq(1)]
+                with m.If((hdr_arg == REGION_HIDDEN) & sw_active):
+                    pass                # the hidden weights are being swept: wait
                 with m.Else():
-                    m.d.comb += host_w_wen.eq(1)
-                m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
-                with m.If(left == 1):
-                    m.next = "HDR"
-                with m.Else():
-                    m.next = "WDATA"
+                    with m.If(hdr_arg == REGION_HIDDEN):
+                        m.d.comb += [host_h_addr.eq(addr), host_h_wen.eq(1)]
+                    with m.Else():
+                        m.d.comb += host_w_wen.eq(1)
+                    m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+                    with m.If(left == 1):
+                        m.next = "HDR"
+                    with m.Else():
+                        m.next = "WDATA"
             with m.State("RISSUE"):
-                m.d.comb += h_host.eq(1)
-                m.d.comb += [host_h_addr.eq(addr), host_h_ren.eq(hdr_arg == REGION_HIDDEN),
-                             host_w_raddr.eq(addr)]
-                m.next = "RLATCH"
+                m.d.comb += [h_host.eq(1), host_w_raddr.eq(addr)]
+                with m.If(~((hdr_arg == REGION_HIDDEN) & sw_active)):
+                    m.d.comb += [host_h_addr.eq(addr),
+                                 host_h_ren.eq(hdr_arg == REGION_HIDDEN)]
+                    m.next = "RLATCH"
             with m.State("RLATCH"):
                 m.d.comb += [h_host.eq(1), host_w_raddr.eq(addr)]
                 m.d.sync += [read_buf.eq(Mux(hdr_arg == REGION_HIDDEN, hmem.port.r_data,
@@ -912,7 +940,7 @@ class TrainingCore(wiring.Component):
                         m.d.sync += out_ix.eq(out_ix + 1)
             with m.State("STATUS"):
                 m.d.comb += h_host.eq(1)
-                values = [MAGIC, p.signature, samples_total, batches_total]
+                values = [MAGIC, p.signature, samples_total, batches_total, work]
                 with m.If(rsp_done):
                     m.d.sync += reply_ix.eq(reply_ix + 1)
                     with m.Switch(reply_ix):
@@ -1035,7 +1063,9 @@ class TrainingCore(wiring.Component):
                 m.next = "SAMPLE"
             # -- batch end: updates and reinforcement, layer by layer --------------------------------
             with m.State("UWAIT"):
-                with m.If(~s_busy):         # the last selection's records are in
+                # The last selection's records are in and the previous sweeps are done.
+                with m.If(~s_busy & ~sw_active):
+                    m.d.sync += [sw_step.eq(step), sw_seed.eq(seed)]
                     m.next = "U0"
             with m.State("U0"):
                 for l in range(L):
@@ -1049,9 +1079,15 @@ class TrainingCore(wiring.Component):
             with m.State("U1"):
                 with m.If(~u_busy):
                     m.d.sync += rcount[u_layer].eq(0)
+                    with m.Switch(u_layer):
+                        for l in range(L):
+                            with m.Case(l):
+                                with m.If(reinf_thr[l] != 0):
+                                    m.d.sync += [sw_next[l].eq(1), sw_thr[l].eq(reinf_thr[l])]
                     m.next = "U2"
             with m.State("U2"):
                 with m.If(u_layer == L - 1):
+                    m.d.sync += [sw_pend.eq(sw_next), sw_next.eq(0)]
                     m.d.sync += [batches_total.eq(batches_total + 1), rsp_valid.eq(1),
                                  rsp_data.eq(n_correct), rsp_last.eq(0), reply_ix.eq(0)]
                     m.next = "TREPLY"
@@ -1067,7 +1103,7 @@ class TrainingCore(wiring.Component):
                             with m.Case(i):
                                 m.d.sync += [rsp_data.eq(v), rsp_last.eq(i == len(values) - 1)]
                         with m.Default():
-                            m.d.sync += rsp_valid.eq(0)
+                            m.d.sync += [rsp_valid.eq(0), training.eq(0)]
                             m.next = "HDR"
             # -- inference --------------------------------------------------------------------------
             for i, (kind, arg) in enumerate(infer_steps):

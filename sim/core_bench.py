@@ -15,7 +15,7 @@ import cocotb
 from cocotb.task import bridge, resume
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import First, ReadOnly, RisingEdge
+from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 
 PERIOD_NS = 10
 
@@ -26,9 +26,10 @@ class SimPort:
     The words travel through :class:`~bitprop.sim.harness.ChunkedHost`, ``chunk`` at a time.
     """
 
-    def __init__(self, dut, chunk):
+    def __init__(self, dut, chunk, timeout_cycles=50_000_000):
         self.dut = dut
         self.chunk = chunk
+        self.timeout_ns = timeout_cycles * PERIOD_NS
 
     async def _exchange(self, words, n_reply):
         dut, n = self.dut, self.chunk
@@ -48,7 +49,10 @@ class SimPort:
                     waits.append(RisingEdge(dut.in_empty))
                 if len(out) < n_reply:
                     waits.append(RisingEdge(dut.out_ready))
-                await First(*waits)
+                fired = await First(*waits, Timer(self.timeout_ns, "ns"))
+                if isinstance(fired, Timer):
+                    cycles = self.timeout_ns // PERIOD_NS
+                    raise AssertionError(f"the core did not move for {cycles} cycles (hung?)")
                 continue
             await RisingEdge(dut.clk)
             if load:

@@ -39,7 +39,7 @@ def run_host(port, spec):
     from bitprop.boards.driver import Device
     from bitprop.model.mlp import BinaryMLP
     from bitprop.model.train import epoch_order
-    from bitprop.rtl.plan import CorePlan
+    from bitprop.rtl.plan import REGION_HIDDEN, CorePlan
 
     cfg = RunConfig.from_dict(spec["config"])
     plan = CorePlan.from_config(cfg, batch_max=spec["batch_max"])
@@ -48,7 +48,7 @@ def run_host(port, spec):
     x_test, y_test = arrays["x_test"], arrays["y_test"]
     model = BinaryMLP(cfg)
     dev = Device(port, plan)
-    dev.check()
+    work0 = dev.check()["work_cycles"]
     dev.load(model.hidden, model.classifiers)
     n = x_train.shape[0]
     step, acc_prev = 0, 0.0
@@ -96,6 +96,10 @@ def run_host(port, spec):
         model.end_epoch(epoch, acc)
         acc_prev = acc
         history.append({"epoch": epoch + 1, "train_accuracy": 100.0 * acc})
+    # Busy cycles of the whole run (training, and reinforcement sweeps not hidden behind the
+    # next batch); the hidden-weight read-back above has waited for the last sweep.
+    dev.read(REGION_HIDDEN, 0, 1)
+    cycles = (dev.status()["work_cycles"] - work0) & 0xFFFF_FFFF
     pred_dev = dev.infer(x_test)
     pred_model = model.predict(x_test)
     samples = spec["epochs"] * n
