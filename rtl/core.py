@@ -785,7 +785,7 @@ class TrainingCore(wiring.Component):
 
         # Host input word → a[0] / labels.
         x_wen = Signal()
-        m.d.comb += [a_wr[0].addr.eq(abase[0] + x_word), a_wr[0].data.eq(asm[:SIMD])]
+        m.d.comb += a_wr[0].addr.eq(abase[0] + x_word)
         with m.If(x_wen):
             m.d.comb += a_wr[0].en.eq((1 << spw) - 1 if spw > 1 else 1)
         lab_wen = Signal()
@@ -963,28 +963,25 @@ class TrainingCore(wiring.Component):
                 with m.If(take):
                     word_to_asm()
                     with m.If(word_ix == wpw_x - 1):
-                        m.d.sync += word_ix.eq(0)
-                        m.next = "XWRITE"
+                        # The SIMD word is complete: the earlier host words (top of asm)
+                        # below this one; write it in this cycle.
+                        total = max(wpw_w, wpw_h, wpw_x)
+                        parts = [asm[32 * (total - wpw_x + 1):]] if wpw_x > 1 else []
+                        m.d.comb += [a_wr[0].data.eq(Cat(*parts, cmd_word)[:SIMD]),
+                                     x_wen.eq(1)]
+                        m.d.sync += [word_ix.eq(0), x_word.eq(x_word + 1)]
+                        with m.If(x_word == p.words(0) - 1):
+                            with m.If(infer):
+                                m.next = "I0"
+                            with m.Elif(sample == hdr_count - 1):
+                                m.d.sync += [sample.eq(0), abase[0].eq(0)]
+                                m.next = "SNEXT"
+                            with m.Else():
+                                m.d.sync += [sample.eq(sample + 1),
+                                             abase[0].eq(abase[0] + p.words(0))]
+                                m.next = "LABEL"
                     with m.Else():
                         m.d.sync += word_ix.eq(word_ix + 1)
-            with m.State("XWRITE"):
-                m.d.comb += h_host.eq(1)
-                total = max(wpw_w, wpw_h, wpw_x)
-                if total > wpw_x:
-                    m.d.comb += a_wr[0].data.eq(asm[32 * (total - wpw_x):][:SIMD])
-                m.d.comb += x_wen.eq(1)
-                m.d.sync += x_word.eq(x_word + 1)
-                with m.If(x_word == p.words(0) - 1):
-                    with m.If(infer):
-                        m.next = "I0"
-                    with m.Elif(sample == hdr_count - 1):
-                        m.d.sync += [sample.eq(0), abase[0].eq(0)]
-                        m.next = "SNEXT"
-                    with m.Else():
-                        m.d.sync += [sample.eq(sample + 1), abase[0].eq(abase[0] + p.words(0))]
-                        m.next = "LABEL"
-                with m.Else():
-                    m.next = "X"
             # -- training: one sample -----------------------------------------------------------
             with m.State("SAMPLE"):
                 # The label read was issued with `sample` last cycle.

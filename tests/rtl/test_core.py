@@ -42,9 +42,11 @@ def _check(result, batches):
     # Widths that are not multiples of SIMD, PE or lanes; three layers for a two-step BEP chain.
     ("local", (6, 9), (3, 3), dict(pe=2, simd=8, lanes=4)),
     ("bep", (10, 6, 9), (5, 3, 9), dict(pe=4, simd=16, lanes=2)),
+    # Two host words per SIMD word, 16 update lanes, more PE rows than some layers have.
+    ("local", (10, 6), (5, 6), dict(pe=8, simd=64, lanes=16)),
 ])
 def test_whole_runs_match_the_model(rule, hidden, gamma, fold):
-    data = toy_data(seed=3, n=300, d=37, classes=3, flip=0.3)
+    data = toy_data(seed=3, n=300, d=37 if fold["simd"] < 64 else 150, classes=3, flip=0.3)
     cfg = RunConfig(rule=rule, hidden=hidden, gamma=gamma, batch=10, hidden_bits=6,
                     seed=7, **fold)
     # Two epochs: the second has other reinforcement thresholds (previous accuracy).
