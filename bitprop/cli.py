@@ -239,7 +239,9 @@ def _run_sim(args):
           f"{r['checks']} checks, mismatches {r['mismatches']} (binary "
           f"{r['binary_mismatches']}, predictions {r['prediction_mismatches']})")
     print(f"cycles/sample {r['cycles_per_sample']:.1f} (ideal "
-          f"{r['ideal_cycles_per_sample']:.1f}, ratio {r['cycles_over_ideal']:.2f}); "
+          f"{r['ideal_cycles_per_sample']:.1f}, ratio {r['cycles_over_ideal']:.2f}; without "
+          f"the {r['load_cycles_per_sample']:.1f} of loading samples "
+          f"{r['compute_cycles_over_ideal']:.2f}); "
           f"simulation {r['sim_cycles_per_second']:,.0f} cycles/s")
     if args.json:
         _write_json(args.json, r)

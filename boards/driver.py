@@ -170,9 +170,9 @@ class Device:
     # -- low level -----------------------------------------------------------------------------
     def status(self):
         """Return the device's status words as a dict."""
-        magic, sig, samples, batches, work = self.port.exchange([header(OP_STATUS)], 5)
+        magic, sig, samples, batches, work, load = self.port.exchange([header(OP_STATUS)], 6)
         return {"magic": magic, "signature": sig, "samples": samples, "batches": batches,
-                "work_cycles": work}
+                "work_cycles": work, "load_cycles": load}
 
     def check(self):
         """Raise DeviceError unless the device is a core built from this plan."""

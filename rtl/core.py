@@ -49,7 +49,8 @@ TRAIN 4     ``count`` samples: label, then ``words(0)``  n_correct, cycles, reco
 INFER 5     ``count`` samples of input words             one prediction per sample
 STATUS 6    none                                         MAGIC, plan signature, samples
                                                         trained, batches trained, work
-                                                        cycles (training or sweeping)
+                                                        cycles (training or sweeping), of
+                                                        which loading samples
 ==========  ==========================================  ======================================
 
 The driver (:mod:`bitprop.boards.driver`) speaks it; on a board the words travel in the frames
@@ -797,8 +798,12 @@ class TrainingCore(wiring.Component):
         # Work: cycles in which a batch is being loaded or trained, or a sweep is pending.
         training = Signal()
         work = Signal(32)
+        loading = Signal()          # cycles of `work` spent taking in the batch's samples
+        load_cycles = Signal(32)
         with m.If(training | sw_active):
             m.d.sync += work.eq(work + 1)
+        with m.If(training & loading):
+            m.d.sync += load_cycles.eq(load_cycles + 1)
         regs = {k: v[0] for k, v in REGISTERS.items()}
 
         # The per-sample training schedule: steps of (kind, argument).
@@ -940,7 +945,7 @@ class TrainingCore(wiring.Component):
                         m.d.sync += out_ix.eq(out_ix + 1)
             with m.State("STATUS"):
                 m.d.comb += h_host.eq(1)
-                values = [MAGIC, p.signature, samples_total, batches_total, work]
+                values = [MAGIC, p.signature, samples_total, batches_total, work, load_cycles]
                 with m.If(rsp_done):
                     m.d.sync += reply_ix.eq(reply_ix + 1)
                     with m.Switch(reply_ix):
@@ -953,13 +958,13 @@ class TrainingCore(wiring.Component):
                             m.next = "HDR"
             # -- training: load the batch ------------------------------------------------------
             with m.State("LABEL"):
-                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
+                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1), loading.eq(1)]
                 with m.If(take):
                     m.d.comb += lab_wen.eq(1)
                     m.d.sync += [x_word.eq(0), word_ix.eq(0)]
                     m.next = "X"
             with m.State("X"):
-                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
+                m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1), loading.eq(1)]
                 with m.If(take):
                     word_to_asm()
                     with m.If(word_ix == wpw_x - 1):

@@ -48,7 +48,7 @@ def run_host(port, spec):
     x_test, y_test = arrays["x_test"], arrays["y_test"]
     model = BinaryMLP(cfg)
     dev = Device(port, plan)
-    work0 = dev.check()["work_cycles"]
+    status0 = dev.check()
     dev.load(model.hidden, model.classifiers)
     n = x_train.shape[0]
     step, acc_prev = 0, 0.0
@@ -99,7 +99,9 @@ def run_host(port, spec):
     # Busy cycles of the whole run (training, and reinforcement sweeps not hidden behind the
     # next batch); the hidden-weight read-back above has waited for the last sweep.
     dev.read(REGION_HIDDEN, 0, 1)
-    cycles = (dev.status()["work_cycles"] - work0) & 0xFFFF_FFFF
+    status1 = dev.status()
+    cycles = (status1["work_cycles"] - status0["work_cycles"]) & 0xFFFF_FFFF
+    load_cycles = (status1["load_cycles"] - status0["load_cycles"]) & 0xFFFF_FFFF
     pred_dev = dev.infer(x_test)
     pred_model = model.predict(x_test)
     samples = spec["epochs"] * n
@@ -119,6 +121,9 @@ def run_host(port, spec):
         "cycles_per_sample": cycles / samples if samples else 0.0,
         "ideal_cycles_per_sample": ideal / samples if samples else 0.0,
         "cycles_over_ideal": cycles / ideal if ideal else 0.0,
+        "load_cycles_per_sample": load_cycles / samples if samples else 0.0,
+        "compute_cycles_per_sample": (cycles - load_cycles) / samples if samples else 0.0,
+        "compute_cycles_over_ideal": (cycles - load_cycles) / ideal if ideal else 0.0,
         "bit_operations_per_sample": plan.bit_operations(),
         "test_samples": int(x_test.shape[0]),
         "test_accuracy_device": 100.0 * float((pred_dev == y_test).mean()) if len(y_test)
