@@ -258,7 +258,7 @@ class Device:
         reply = self.port.exchange(words, 2 + self.plan.n_layers)
         return {"n_correct": reply[0], "cycles": reply[1], "records": list(reply[2:])}
 
-    def infer(self, x_packed, chunk=256):
+    def infer(self, x_packed, chunk=128):
         """Return the predicted class of every sample."""
         samples = sample_words(self.plan, x_packed)
         out = []
@@ -279,9 +279,10 @@ class FramePort:
     wanted), which the device answers with the words it has (possibly fewer).
     """
 
-    def __init__(self, link, *, timeout=2.0):
+    def __init__(self, link, *, timeout=2.0, max_empty_reads=100_000):
         self.link = link
         self.timeout = timeout
+        self.max_empty_reads = max_empty_reads
 
     def exchange(self, words, n_reply):
         import struct
@@ -290,7 +291,7 @@ class FramePort:
             part = words[i:i + per]
             self.link.request(FRAME_CMD, struct.pack(f"<{len(part)}I", *part),
                               timeout=self.timeout)
-        out = []
+        out, empty = [], 0
         while len(out) < n_reply:
             want = min(n_reply - len(out), per)
             payload = self.link.request(FRAME_READ, struct.pack("<H", want),
@@ -298,4 +299,8 @@ class FramePort:
             if len(payload) % 4:
                 raise DeviceError(f"reply payload of {len(payload)} bytes is not whole words")
             out += list(struct.unpack(f"<{len(payload) // 4}I", payload))
+            empty = 0 if payload else empty + 1
+            if empty > self.max_empty_reads:
+                raise DeviceError(f"the device sent {len(out)} of {n_reply} reply words and "
+                                  f"then nothing for {empty} reads")
         return out
