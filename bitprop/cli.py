@@ -172,6 +172,17 @@ def _add_synth(sub):
     p.set_defaults(func=synth.run)
 
 
+# -- build -------------------------------------------------------------------------------------
+def _add_build(sub):
+    from bitprop.boards import build
+    p = sub.add_parser("build", help="fit-check, synthesize and place the training core",
+                       description="Check that the training core of a configuration fits a "
+                                   "device, then synthesize and place it with the YoWASP tools "
+                                   "and report LUTs, RAM bits, Fmax and fit.")
+    build.add_arguments(p)
+    p.set_defaults(func=build.run)
+
+
 # -- sim / demo ------------------------------------------------------------------------------
 def _add_core_args(p, *, hidden, rule):
     p.add_argument("--dataset", default="prototypes",
@@ -313,6 +324,7 @@ def build_parser():
     _add_train(sub)
     _add_data(sub)
     _add_synth(sub)
+    _add_build(sub)
     _add_sim(sub)
     _add_demo(sub)
     return parser

@@ -216,7 +216,6 @@ class TrainingCore(wiring.Component):
         live = Signal()
         pred = Signal(range(p.n_classes))
         n_correct = Signal(16)
-        n_in_batch = Signal(16)
         sample = Signal(16)
         cycles = Signal(32)
         samples_total = Signal(32)
@@ -702,6 +701,7 @@ class TrainingCore(wiring.Component):
         hdr_op = Signal(8)
         hdr_arg = Signal(8)
         hdr_count = Signal(16)
+        hdr_last = Signal(16)       # count − 1, registered: keeps subtractors off the FSM
         addr = Signal(32)
         word_ix = Signal(8)
         wpw_w = p.host_words(PE * SIMD)
@@ -830,7 +830,8 @@ class TrainingCore(wiring.Component):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
                 with m.If(take):
                     m.d.sync += [hdr_op.eq(cmd_word[:8]), hdr_arg.eq(cmd_word[8:16]),
-                                 hdr_count.eq(cmd_word[16:]), word_ix.eq(0),
+                                 hdr_count.eq(cmd_word[16:]), hdr_last.eq(cmd_word[16:] - 1),
+                                 word_ix.eq(0),
                                  sample.eq(0), x_word.eq(0)]
                     with m.Switch(cmd_word[:8]):
                         with m.Case(OP_SET_REG):
@@ -838,7 +839,7 @@ class TrainingCore(wiring.Component):
                         with m.Case(OP_WRITE, OP_READ):
                             m.next = "ADDR"
                         with m.Case(OP_TRAIN):
-                            m.d.sync += [n_correct.eq(0), n_in_batch.eq(cmd_word[16:]),
+                            m.d.sync += [n_correct.eq(0),
                                          cyc_start.eq(cycles), training.eq(1)]
                             for k in range(L):
                                 m.d.sync += abase[k].eq(0)
@@ -978,7 +979,7 @@ class TrainingCore(wiring.Component):
                         with m.If(x_word == p.words(0) - 1):
                             with m.If(infer):
                                 m.next = "I0"
-                            with m.Elif(sample == hdr_count - 1):
+                            with m.Elif(sample == hdr_last):
                                 m.d.sync += [sample.eq(0), abase[0].eq(0)]
                                 m.next = "SNEXT"
                             with m.Else():
@@ -1055,7 +1056,7 @@ class TrainingCore(wiring.Component):
                 m.d.sync += [samples_total.eq(samples_total + 1)]
                 for k in range(L):
                     m.d.sync += abase[k].eq(abase[k] + p.words(k))
-                with m.If(sample == n_in_batch - 1):
+                with m.If(sample == hdr_last):
                     m.d.sync += u_layer.eq(0)
                     m.next = "UWAIT"
                 with m.Else():
@@ -1120,9 +1121,9 @@ class TrainingCore(wiring.Component):
                         m.next = nxt
             with m.State("IREPLY"):
                 m.d.comb += [self.rsp.valid.eq(1), self.rsp.payload.data.eq(pred),
-                             self.rsp.payload.last.eq(sample == hdr_count - 1)]
+                             self.rsp.payload.last.eq(sample == hdr_last)]
                 with m.If(self.rsp.ready):
-                    with m.If(sample == hdr_count - 1):
+                    with m.If(sample == hdr_last):
                         m.d.sync += infer.eq(0)
                         m.next = "HDR"
                     with m.Else():
