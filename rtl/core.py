@@ -549,6 +549,7 @@ class TrainingCore(wiring.Component):
         m.d.comb += u_busy.eq(u_start | (u_phase != 0))
         # Stage 1: record data (issued in the previous cycle). Stage 2: activation data.
         w1_valid, w1_last_c = Signal(), Signal()
+        wr_valid = Signal()
         w2_valid = Signal()
         w2_sign, w2_last = Signal(), Signal()
         w2_addr = Signal(haw)
@@ -568,7 +569,7 @@ class TrainingCore(wiring.Component):
             for l in range(L):
                 with m.Case(l):
                     m.d.comb += [head_valid.eq(h_rd[l].data.valid), head_ptr.eq(h_rd[l].data.ptr)]
-        room = beats.level < beats.depth - 3      # two beats may be in flight
+        room = beats.level < beats.depth - 4      # three beats may be in flight
         u_issue = Signal()
         with m.If(u_start):
             m.d.sync += [u_phase.eq(1), u_j.eq(0), u_hrow.eq(hbase), u_wrow.eq(wbase),
@@ -605,7 +606,7 @@ class TrainingCore(wiring.Component):
                     with m.Else():
                         m.d.sync += u_rowlane.eq(u_rowlane + 1)
             with m.Case(4):        # drain the update block
-                with m.If(~w1_valid & ~w2_valid & (beats.level == 0) & ~upd.busy
+                with m.If(~w1_valid & ~wr_valid & ~w2_valid & (beats.level == 0) & ~upd.busy
                           & (wback.level == 0) & ~beats.r_rdy):
                     m.d.sync += u_phase.eq(0)
         m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c)]
@@ -616,16 +617,25 @@ class TrainingCore(wiring.Component):
                 m.d.comb += [h_wr[l].addr.eq(u_j), h_wr[l].data.valid.eq(0), h_wr[l].en.eq(1)]
         # Stage 2: read the record's activation word.
         wsel = Signal(wb_layout.size)
-        m.d.sync += [w2_valid.eq(w1_valid), w2_sign.eq(rec_sign), w2_last.eq(~rec_has_next),
-                     w2_addr.eq(u_hrow + w1_c), w2_c.eq(w1_c)]
-        u_a_addr = rec_abase + (w1_c >> ceil_log2(lpw) if lpw > 1 else w1_c)
+        # The record's fields are registered before the address arithmetic (block-RAM outputs
+        # feed no logic directly: that path limited Fmax), then the activation word is read.
+        wr_sign, wr_last = Signal(), Signal()
+        wr_abase = Signal(abw)
+        wr_addr = Signal(haw)
+        wr_c = Signal(16)
+        wr_wb = Signal(wb_layout.size)
+        m.d.sync += [wr_valid.eq(w1_valid), wr_sign.eq(rec_sign), wr_last.eq(~rec_has_next),
+                     wr_abase.eq(rec_abase), wr_addr.eq(u_hrow + w1_c), wr_c.eq(w1_c)]
+        m.d.sync += [w2_valid.eq(wr_valid), w2_sign.eq(wr_sign), w2_last.eq(wr_last),
+                     w2_addr.eq(wr_addr), w2_c.eq(wr_c)]
+        u_a_addr = wr_abase + (wr_c >> ceil_log2(lpw) if lpw > 1 else wr_c)
         wb_word = Signal.like(w2_wb)
         wbv = data.View(wb_layout, wb_word)
         m.d.comb += [wbv.addr.eq(u_wrow + (w1_c >> ceil_log2(lpw) if lpw > 1 else w1_c)),
                      wbv.sel.eq((u_rowlane << ceil_log2(lpw)) | (w1_c & (lpw - 1))
                                 if lpw > 1 else u_rowlane),
                      wbv.tail.eq(w1_c == rw - 1)]
-        m.d.sync += w2_wb.eq(wb_word)
+        m.d.sync += [wr_wb.eq(wb_word), w2_wb.eq(wr_wb)]
         a_word = Signal(SIMD)
         with m.Switch(u_layer):
             for l in range(L):
@@ -737,7 +747,7 @@ class TrainingCore(wiring.Component):
             with m.If(e_run):
                 m.d.comb += addr_k.eq(eng_a_addr)
             if k < L:
-                with m.If(w1_valid & (u_layer == k)):
+                with m.If(wr_valid & (u_layer == k)):
                     m.d.comb += addr_k.eq(u_a_addr)
             m.d.comb += a_rd[k].addr.eq(addr_k)
         # The walker reads a[l] in its stage 1; stage-1 addresses above use the record data.
