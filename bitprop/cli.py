@@ -270,8 +270,8 @@ def _add_demo(sub):
     _add_core_args(p, hidden=(75, 75), rule="local")
     p.set_defaults(dataset=None, samples=2000, test_samples=1000)
     p.add_argument("--fmax-mhz", type=float, default=None,
-                   help="clock for the projection (default: the UP5K build report in "
-                        "bench/results/build-up5k.json, if present)")
+                   help="clock for the projection (default: the UP5K build report "
+                        "bench/results/build-up5k-784-75-75.json, if it fits)")
     p.set_defaults(func=_run_demo)
 
 
@@ -287,12 +287,16 @@ def _run_demo(args):
     r = _core_run(args, check_every=0)
     fmax = args.fmax_mhz
     source = "--fmax-mhz"
+    note = None
     if fmax is None:
         from bitprop.sim.flow import REPO_ROOT
-        report = REPO_ROOT / "bench" / "results" / "build-up5k.json"
+        report = REPO_ROOT / "bench" / "results" / "build-up5k-784-75-75.json"
         if report.is_file():
-            fmax = json.loads(report.read_text()).get("fmax_mhz")
-            source = str(report)
+            built = json.loads(report.read_text())
+            fmax, source = built.get("fmax_mhz"), str(report)
+            if not built.get("fits"):
+                fmax = None
+                note = f"the core does not fit the UP5K ({report}: {built.get('reason')})"
     r["fmax_mhz"] = fmax
     r["projected_samples_per_second"] = (fmax * 1e6 / r["cycles_per_sample"]
                                          if fmax and r["cycles_per_sample"] else None)
@@ -308,7 +312,8 @@ def _run_demo(args):
         print(f"projected {r['projected_samples_per_second']:,.0f} training samples/s at "
               f"{fmax:.1f} MHz ({source})")
     else:
-        print("no Fmax known for the projection (give --fmax-mhz or run bitprop build)")
+        print(f"no projection: {note or 'no Fmax known (give --fmax-mhz or run bitprop build)'}")
+    r["projection_note"] = note
     if args.json:
         _write_json(args.json, r)
     return 1 if r["prediction_mismatches"] or r["mismatches"] else 0
