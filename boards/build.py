@@ -50,7 +50,6 @@ import argparse
 import dataclasses
 import json
 import re
-import sys
 import tempfile
 from pathlib import Path
 
@@ -785,19 +784,3 @@ def run(args):
         synth._write_json(args.json, report)
     return 0 if report["fits"] else 1
 
-
-def main(argv=None):
-    """Run as ``python -m bitprop.boards.build``."""
-    parser = argparse.ArgumentParser(prog="python -m bitprop.boards.build",
-                                     description="Build the training core for one FPGA.")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except BitpropError as e:
-        print(f"build: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

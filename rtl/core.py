@@ -429,7 +429,6 @@ class TrainingCore(wiring.Component):
                 m.d.sync += any_gate.eq(1)
             with m.If(bp.out_valid):
                 m.d.sync += bp_out.eq(bp_out + 1)
-            bp_out_col = bp_out
         else:
             m.d.comb += bp_busy.eq(0)
 
@@ -440,7 +439,7 @@ class TrainingCore(wiring.Component):
                              d_wr[l].en.eq(1)]
             if bep:
                 with m.Elif(bp.out_valid & (bp_layer == l)):
-                    m.d.comb += [d_wr[l].addr.eq(bp_out_col), d_wr[l].data.eq(bp.sign),
+                    m.d.comb += [d_wr[l].addr.eq(bp_out), d_wr[l].data.eq(bp.sign),
                                  d_wr[l].en.eq(1)]
 
         # ========================================================================================
@@ -616,7 +615,6 @@ class TrainingCore(wiring.Component):
             with m.If((u_phase == 2) & (u_layer == l)):
                 m.d.comb += [h_wr[l].addr.eq(u_j), h_wr[l].data.valid.eq(0), h_wr[l].en.eq(1)]
         # Stage 2: read the record's activation word.
-        wsel = Signal(wb_layout.size)
         # The record's fields are registered before the address arithmetic (block-RAM outputs
         # feed no logic directly: that path limited Fmax), then the activation word is read.
         wr_sign, wr_last = Signal(), Signal()
@@ -644,7 +642,6 @@ class TrainingCore(wiring.Component):
         beat = Signal.like(beats.w_data)
         bv = data.View(beat_layout, beat)
         w2_tail = Array(Const((1 << t) - 1, LANES) for t in tails)[u_layer]
-        w2_tail_of_layer = w2_tail
         m.d.comb += [
             bv.addr.eq(w2_addr),
             bv.a_prev.eq(a_word.word_select(w2_c & (lpw - 1), LANES) if lpw > 1 else a_word),
@@ -741,7 +738,8 @@ class TrainingCore(wiring.Component):
         take = self.cmd.valid & self.cmd.ready
 
         # Read-port address phase mux (engine / copy / bp / select / walker / host).
-        phase_engine = e_busy
+        # The engine reads its source buffer; the walker reads a[l] one cycle after the
+        # record (from its registered fields, `u_a_addr`).
         for k in range(L + 1):
             addr_k = Signal(len(a_rd[k].addr), name=f"a_raddr{k}")
             with m.If(e_run):
@@ -750,7 +748,6 @@ class TrainingCore(wiring.Component):
                 with m.If(wr_valid & (u_layer == k)):
                     m.d.comb += addr_k.eq(u_a_addr)
             m.d.comb += a_rd[k].addr.eq(addr_k)
-        # The walker reads a[l] in its stage 1; stage-1 addresses above use the record data.
         with m.If(cp_run):
             m.d.comb += w_rd.addr.eq(cp_addr)
         with m.Elif(e_run):
@@ -772,7 +769,6 @@ class TrainingCore(wiring.Component):
                          r_rd[l].addr.eq(u_ptr)]
             with m.If(u_issue & (u_layer == l)):
                 m.d.comb += r_rd[l].en.eq(1)
-        # The walker's a[] read happens at stage 1 (address from the record data).
         # Hidden-weight port: the host or the update block.
         with m.If(h_host & (sw_state == 0)):
             m.d.comb += [hmem.port.addr.eq(host_h_addr), hmem.port.r_en.eq(host_h_ren),
@@ -786,7 +782,7 @@ class TrainingCore(wiring.Component):
         host_w_wen = Signal()
         with m.If(wb_write):
             # Padding lanes of a row's last word stay 0 (the update reports their sums).
-            real = Mux(wbr.tail, w2_tail_of_layer, Const((1 << LANES) - 1, LANES))
+            real = Mux(wbr.tail, w2_tail, Const((1 << LANES) - 1, LANES))
             m.d.comb += [w_wr.addr.eq(wbr.addr),
                          w_wr.data.eq((upd.written.signs & real).replicate(PE * lpw)),
                          w_wr.en.eq(1 << wbr.sel)]
@@ -1074,7 +1070,7 @@ class TrainingCore(wiring.Component):
                     m.next = "SNEXT"
             with m.State("SNEXT"):
                 m.next = "SAMPLE"
-            # -- batch end: updates and reinforcement, layer by layer --------------------------------
+            # -- batch end: updates and reinforcement, layer by layer ------------------------------
             with m.State("UWAIT"):
                 # The last selection's records are in and the previous sweeps are done.
                 with m.If(~s_busy & ~sw_active):
@@ -1118,7 +1114,7 @@ class TrainingCore(wiring.Component):
                         with m.Default():
                             m.d.sync += [rsp_valid.eq(0), training.eq(0)]
                             m.next = "HDR"
-            # -- inference --------------------------------------------------------------------------
+            # -- inference -------------------------------------------------------------------------
             for i, (kind, arg) in enumerate(infer_steps):
                 nxt = f"I{i + 1}" if i + 1 < len(infer_steps) else "IREPLY"
                 with m.State(f"I{i}"):

@@ -29,14 +29,9 @@ __all__ = ["simulate", "run_host"]
 CHUNK = 64      # command / reply words per harness transfer
 
 
-def _model_words(model, plan):
-    from bitprop.boards.driver import binary_image
-    return binary_image(plan, model.hidden, model.classifiers)
-
-
 def run_host(port, spec):
     """Train on the device behind ``port`` and on the golden model; return the comparison."""
-    from bitprop.boards.driver import Device
+    from bitprop.boards.driver import Device, binary_image
     from bitprop.model.mlp import BinaryMLP
     from bitprop.model.train import epoch_order
     from bitprop.rtl.plan import REGION_HIDDEN, CorePlan
@@ -53,7 +48,7 @@ def run_host(port, spec):
     n = x_train.shape[0]
     step, acc_prev = 0, 0.0
     mismatches = binary_mismatches = correct_mismatches = 0
-    checks, cycles, records = 0, 0, np.zeros(plan.n_layers, dtype=np.int64)
+    checks, records = 0, np.zeros(plan.n_layers, dtype=np.int64)
     update_weights = reinforced_weights = 0
     history, first_diffs = [], []
     train_seconds = 0.0
@@ -72,7 +67,6 @@ def run_host(port, spec):
             step += 1
             correct += want
             correct_mismatches += int(got["n_correct"] != want)
-            cycles += got["cycles"]
             records += got["records"]
             for l, r in enumerate(got["records"]):
                 update_weights += r * plan.sizes[l]
@@ -86,7 +80,8 @@ def run_host(port, spec):
             hidden = dev.read_hidden()
             mismatches += sum(int((h != m).sum()) for h, m in zip(hidden, model.hidden))
             binary = dev.read_binary()
-            for addr, (a, b) in enumerate(zip(binary, _model_words(model, plan))):
+            want = binary_image(plan, model.hidden, model.classifiers)
+            for addr, (a, b) in enumerate(zip(binary, want)):
                 if a != b:
                     binary_mismatches += 1
                     if len(first_diffs) < 8:
