@@ -291,11 +291,18 @@ class TrainingCore(wiring.Component):
             for k in range(L + 1):
                 with m.Case(k):
                     m.d.comb += a_data.eq(a_rd[k].data)
+        # Memory stage: the words are registered before the array (the activation buffer is
+        # several block RAMs behind a multiplexer: that path limited Fmax).
+        q_valid, q_first, q_last = Signal(), Signal(), Signal()
+        q_act, q_mask, q_w = Signal(SIMD), Signal(SIMD), Signal(PE * SIMD)
+        m.d.sync += [q_valid.eq(d_valid), q_first.eq(d_first), q_last.eq(d_last),
+                     q_act.eq(a_data), q_w.eq(w_rd.data),
+                     q_mask.eq(Mux(d_last, c_tail[mi], Const((1 << SIMD) - 1, SIMD)))]
         m.d.comb += [
-            arr.valid.eq(d_valid), arr.first.eq(d_first), arr.last.eq(d_last),
-            arr.mask.eq(Mux(d_last, c_tail[mi], Const((1 << SIMD) - 1, SIMD))),
-            arr.activation.eq(a_data),
-            arr.weights.eq(w_rd.data),
+            arr.valid.eq(q_valid), arr.first.eq(q_first), arr.last.eq(q_last),
+            arr.mask.eq(q_mask),
+            arr.activation.eq(q_act),
+            arr.weights.eq(q_w),
             arr.k.eq(c_k[mi]),
             arr.threshold.eq(0),
         ]
@@ -527,7 +534,6 @@ class TrainingCore(wiring.Component):
         u_c = Signal(16)
         u_head = Signal(max(rec_bits))
         u_ptr = Signal(max(rec_bits))
-        u_slot = Signal()       # alternating issue slot of the walk
         u_hrow = Signal(haw)            # hidden address of the row's first word
         u_wrow = Signal(_bits(p.binary_depth))  # binary-weight address of the row's group
         u_rowlane = Signal(range(PE))
@@ -547,9 +553,11 @@ class TrainingCore(wiring.Component):
         m.submodules.wback = wback = fifo.SyncFIFOBuffered(width=wb_layout.size, depth=16)
         m.d.comb += u_busy.eq(u_start | (u_phase != 0))
         # Stage 1: record data (issued in the previous cycle). Stage 2: activation data.
-        w1_valid, w1_last_c = Signal(), Signal()
+        # Stage 3: the beat, registered.
+        w1_valid = Signal()
         wr_valid = Signal()
         w2_valid = Signal()
+        w3_valid = Signal()
         w2_sign, w2_last = Signal(), Signal()
         w2_addr = Signal(haw)
         w2_c = Signal(16)
@@ -568,8 +576,10 @@ class TrainingCore(wiring.Component):
             for l in range(L):
                 with m.Case(l):
                     m.d.comb += [head_valid.eq(h_rd[l].data.valid), head_ptr.eq(h_rd[l].data.ptr)]
-        room = beats.level < beats.depth - 4      # three beats may be in flight
+        room = beats.level < beats.depth - 5      # four beats may be in flight
         u_issue = Signal()
+        u_ptr_now = Signal(max(rec_bits))      # the record the walk reads this cycle
+        u_c_now = Signal(16)                   # and its word of the row
         with m.If(u_start):
             m.d.sync += [u_phase.eq(1), u_j.eq(0), u_hrow.eq(hbase), u_wrow.eq(wbase),
                          u_rowlane.eq(0)]
@@ -579,22 +589,25 @@ class TrainingCore(wiring.Component):
             with m.Case(2):        # head data: walk the row or go on
                 with m.If(head_valid):
                     m.d.sync += [u_phase.eq(3), u_c.eq(0), u_head.eq(head_ptr),
-                                 u_ptr.eq(head_ptr), u_slot.eq(0)]
+                                 u_ptr.eq(head_ptr)]
                 with m.Else():
                     m.d.sync += u_phase.eq(6)
-            with m.Case(3):        # walk: one record read every other cycle
-                m.d.sync += u_slot.eq(~u_slot)
-                with m.If(~u_slot & room):
+            with m.Case(3):        # walk: one record read a cycle
+                # The record read last cycle names its successor: the next record of the
+                # same word, or (at the end of the list) the head again for the next word.
+                # Its address goes straight back to the record memory, so the walk issues a
+                # read every cycle while the beat FIFO has room.
+                u_next_word = w1_valid & ~rec_has_next
+                done = u_next_word & (w1_c == rw - 1)
+                m.d.comb += [
+                    u_ptr_now.eq(Mux(w1_valid, Mux(rec_has_next, rec_next, u_head), u_ptr)),
+                    u_c_now.eq(Mux(u_next_word, w1_c + 1, Mux(w1_valid, w1_c, u_c))),
+                ]
+                with m.If(done):
+                    m.d.sync += u_phase.eq(6)
+                with m.Elif(room):
                     m.d.comb += u_issue.eq(1)
-                with m.If(~u_slot & ~room):
-                    m.d.sync += u_slot.eq(0)
-                with m.If(w1_valid):
-                    with m.If(rec_has_next):
-                        m.d.sync += u_ptr.eq(rec_next)
-                    with m.Elif(w1_last_c):
-                        m.d.sync += u_phase.eq(6)
-                    with m.Else():
-                        m.d.sync += [u_ptr.eq(u_head), u_c.eq(u_c + 1)]
+                m.d.sync += [u_ptr.eq(u_ptr_now), u_c.eq(u_c_now)]
             with m.Case(6):        # next row
                 with m.If(u_j == u_k - 1):
                     m.d.sync += u_phase.eq(4)
@@ -605,11 +618,10 @@ class TrainingCore(wiring.Component):
                     with m.Else():
                         m.d.sync += u_rowlane.eq(u_rowlane + 1)
             with m.Case(4):        # drain the update block
-                with m.If(~w1_valid & ~wr_valid & ~w2_valid & (beats.level == 0) & ~upd.busy
+                with m.If(~w1_valid & ~wr_valid & ~w2_valid & ~w3_valid & (beats.level == 0) & ~upd.busy
                           & (wback.level == 0) & ~beats.r_rdy):
                     m.d.sync += u_phase.eq(0)
-        m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c)]
-        m.d.sync += w1_last_c.eq(u_c == rw - 1)
+        m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c_now)]
         # Clear the head of a row once read (phase 2), ready for the next batch.
         for l in range(L):
             with m.If((u_phase == 2) & (u_layer == l)):
@@ -648,10 +660,19 @@ class TrainingCore(wiring.Component):
             bv.desired.eq(w2_sign),
             bv.mask.eq(Mux(w2_c == rw - 1, w2_tail, Const((1 << LANES) - 1, LANES))),
             bv.last.eq(w2_last),
-            beats.w_data.eq(beat),
-            beats.w_en.eq(w2_valid),
-            wback.w_data.eq(w2_wb),
-            wback.w_en.eq(w2_valid & w2_last),
+        ]
+        # Stage 3: the beat is registered before the FIFOs (the activation word comes from
+        # several block RAMs through a multiplexer: that path limited Fmax).
+        w3_beat = Signal.like(beat)
+        w3_wb = Signal.like(w2_wb)
+        w3_last = Signal()
+        m.d.sync += [w3_valid.eq(w2_valid), w3_beat.eq(beat), w3_wb.eq(w2_wb),
+                     w3_last.eq(w2_last)]
+        m.d.comb += [
+            beats.w_data.eq(w3_beat),
+            beats.w_en.eq(w3_valid),
+            wback.w_data.eq(w3_wb),
+            wback.w_en.eq(w3_valid & w3_last),
         ]
         m.d.comb += [
             upd.rec.valid.eq(beats.r_rdy),
@@ -766,7 +787,7 @@ class TrainingCore(wiring.Component):
                     m.d.comb += [z_rd[l].addr.eq(bp_z_addr), d_rd[l].addr.eq(bp_d_addr),
                                  z_rd[l].en.eq(1), d_rd[l].en.eq(1)]
             m.d.comb += [h_rd[l].addr.eq(Mux(u_phase == 1, u_j, s_h_addr)),
-                         r_rd[l].addr.eq(u_ptr)]
+                         r_rd[l].addr.eq(u_ptr_now)]
             with m.If(u_issue & (u_layer == l)):
                 m.d.comb += r_rd[l].en.eq(1)
         # Hidden-weight port: the host or the update block.
