@@ -547,7 +547,7 @@ class TrainingCore(wiring.Component):
         u_k = Array(Const(k, 16) for k in widths)[u_layer]
         beat_layout = data.StructLayout({"addr": haw, "a_prev": LANES, "desired": 1,
                                          "mask": LANES, "last": 1})
-        m.submodules.beats = beats = fifo.SyncFIFOBuffered(width=beat_layout.size, depth=8)
+        m.submodules.beats = beats = fifo.SyncFIFOBuffered(width=beat_layout.size, depth=16)
         wb_layout = data.StructLayout({"addr": _bits(p.binary_depth),
                                        "sel": ceil_log2(PE * lpw) or 1, "tail": 1})
         m.submodules.wback = wback = fifo.SyncFIFOBuffered(width=wb_layout.size, depth=16)
@@ -579,10 +579,12 @@ class TrainingCore(wiring.Component):
         room = beats.level < beats.depth - 5      # four beats may be in flight
         u_issue = Signal()
         u_ptr_now = Signal(max(rec_bits))      # the record the walk reads this cycle
+        u_done = Signal()                      # the row was done last cycle: drop the read
         u_c_now = Signal(16)                   # and its word of the row
         with m.If(u_start):
             m.d.sync += [u_phase.eq(1), u_j.eq(0), u_hrow.eq(hbase), u_wrow.eq(wbase),
                          u_rowlane.eq(0)]
+        m.d.sync += u_done.eq(0)
         with m.Switch(u_phase):
             with m.Case(1):        # read head[j]
                 m.d.sync += u_phase.eq(2)
@@ -603,11 +605,12 @@ class TrainingCore(wiring.Component):
                     u_ptr_now.eq(Mux(w1_valid, Mux(rec_has_next, rec_next, u_head), u_ptr)),
                     u_c_now.eq(Mux(u_next_word, w1_c + 1, Mux(w1_valid, w1_c, u_c))),
                 ]
+                # Reads are issued whenever there is room (`u_issue` depends on no memory
+                # output); the one issued in the cycle that finds the row done is dropped.
                 with m.If(done):
                     m.d.sync += u_phase.eq(6)
-                with m.Elif(room):
-                    m.d.comb += u_issue.eq(1)
-                m.d.sync += [u_ptr.eq(u_ptr_now), u_c.eq(u_c_now)]
+                m.d.comb += u_issue.eq(room)
+                m.d.sync += [u_ptr.eq(u_ptr_now), u_c.eq(u_c_now), u_done.eq(done)]
             with m.Case(6):        # next row
                 with m.If(u_j == u_k - 1):
                     m.d.sync += u_phase.eq(4)
@@ -618,8 +621,8 @@ class TrainingCore(wiring.Component):
                     with m.Else():
                         m.d.sync += u_rowlane.eq(u_rowlane + 1)
             with m.Case(4):        # drain the update block
-                with m.If(~w1_valid & ~wr_valid & ~w2_valid & ~w3_valid & (beats.level == 0) & ~upd.busy
-                          & (wback.level == 0) & ~beats.r_rdy):
+                with m.If(~w1_valid & ~wr_valid & ~w2_valid & ~w3_valid & (beats.level == 0)
+                          & ~upd.busy & (wback.level == 0) & ~beats.r_rdy):
                     m.d.sync += u_phase.eq(0)
         m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c_now)]
         # Clear the head of a row once read (phase 2), ready for the next batch.
@@ -634,8 +637,9 @@ class TrainingCore(wiring.Component):
         wr_addr = Signal(haw)
         wr_c = Signal(16)
         wr_wb = Signal(wb_layout.size)
-        m.d.sync += [wr_valid.eq(w1_valid), wr_sign.eq(rec_sign), wr_last.eq(~rec_has_next),
-                     wr_abase.eq(rec_abase), wr_addr.eq(u_hrow + w1_c), wr_c.eq(w1_c)]
+        m.d.sync += [wr_valid.eq(w1_valid & ~u_done), wr_sign.eq(rec_sign),
+                     wr_last.eq(~rec_has_next), wr_abase.eq(rec_abase),
+                     wr_addr.eq(u_hrow + w1_c), wr_c.eq(w1_c)]
         m.d.sync += [w2_valid.eq(wr_valid), w2_sign.eq(wr_sign), w2_last.eq(wr_last),
                      w2_addr.eq(wr_addr), w2_c.eq(wr_c)]
         u_a_addr = wr_abase + (wr_c >> ceil_log2(lpw) if lpw > 1 else wr_c)
