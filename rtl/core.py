@@ -553,10 +553,11 @@ class TrainingCore(wiring.Component):
         m.submodules.wback = wback = fifo.SyncFIFOBuffered(width=wb_layout.size, depth=16)
         m.d.comb += u_busy.eq(u_start | (u_phase != 0))
         # Stage 1: record data (issued in the previous cycle). Stage 2: activation data.
-        # Stage 3: the beat, registered.
+        # Stage 2b: the activation word registered. Stage 3: the beat, registered.
         w1_valid = Signal()
         wr_valid = Signal()
         w2_valid = Signal()
+        w2b_valid = Signal()
         w3_valid = Signal()
         w2_sign, w2_last = Signal(), Signal()
         w2_addr = Signal(haw)
@@ -576,9 +577,9 @@ class TrainingCore(wiring.Component):
             for l in range(L):
                 with m.Case(l):
                     m.d.comb += [head_valid.eq(h_rd[l].data.valid), head_ptr.eq(h_rd[l].data.ptr)]
-        room = beats.level < beats.depth - 5      # four beats may be in flight
+        room = beats.level < beats.depth - 6      # five beats may be in flight
         u_issue = Signal()
-        u_ptr_now = Signal(max(rec_bits))      # the record the walk reads this cycle
+        u_ptr_now = Signal(max(rec_bits))      # the record the walk reads this cycle (phase 3)
         u_done = Signal()                      # the row was done last cycle: drop the read
         u_c_now = Signal(16)                   # and its word of the row
         with m.If(u_start):
@@ -621,8 +622,9 @@ class TrainingCore(wiring.Component):
                     with m.Else():
                         m.d.sync += u_rowlane.eq(u_rowlane + 1)
             with m.Case(4):        # drain the update block
-                with m.If(~w1_valid & ~wr_valid & ~w2_valid & ~w3_valid & (beats.level == 0)
-                          & ~upd.busy & (wback.level == 0) & ~beats.r_rdy):
+                with m.If(~w1_valid & ~wr_valid & ~w2_valid & ~w2b_valid & ~w3_valid
+                          & (beats.level == 0) & ~upd.busy & (wback.level == 0)
+                          & ~beats.r_rdy):
                     m.d.sync += u_phase.eq(0)
         m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c_now)]
         # Clear the head of a row once read (phase 2), ready for the next batch.
@@ -650,28 +652,35 @@ class TrainingCore(wiring.Component):
                                 if lpw > 1 else u_rowlane),
                      wbv.tail.eq(w1_c == rw - 1)]
         m.d.sync += [wr_wb.eq(wb_word), w2_wb.eq(wr_wb)]
+        # Stage 2b: the activation word, registered as it leaves the block RAMs (the buffer is
+        # several of them behind a multiplexer: that path limited Fmax).
         a_word = Signal(SIMD)
         with m.Switch(u_layer):
             for l in range(L):
                 with m.Case(l):
-                    m.d.comb += a_word.eq(a_rd[l].data)
+                    m.d.sync += a_word.eq(a_rd[l].data)
+        w2b_sign, w2b_last = Signal(), Signal()
+        w2b_addr = Signal(haw)
+        w2b_c = Signal(16)
+        w2b_wb = Signal.like(w2_wb)
+        m.d.sync += [w2b_valid.eq(w2_valid), w2b_sign.eq(w2_sign), w2b_last.eq(w2_last),
+                     w2b_addr.eq(w2_addr), w2b_c.eq(w2_c), w2b_wb.eq(w2_wb)]
         beat = Signal.like(beats.w_data)
         bv = data.View(beat_layout, beat)
         w2_tail = Array(Const((1 << t) - 1, LANES) for t in tails)[u_layer]
         m.d.comb += [
-            bv.addr.eq(w2_addr),
-            bv.a_prev.eq(a_word.word_select(w2_c & (lpw - 1), LANES) if lpw > 1 else a_word),
-            bv.desired.eq(w2_sign),
-            bv.mask.eq(Mux(w2_c == rw - 1, w2_tail, Const((1 << LANES) - 1, LANES))),
-            bv.last.eq(w2_last),
+            bv.addr.eq(w2b_addr),
+            bv.a_prev.eq(a_word.word_select(w2b_c & (lpw - 1), LANES) if lpw > 1 else a_word),
+            bv.desired.eq(w2b_sign),
+            bv.mask.eq(Mux(w2b_c == rw - 1, w2_tail, Const((1 << LANES) - 1, LANES))),
+            bv.last.eq(w2b_last),
         ]
-        # Stage 3: the beat is registered before the FIFOs (the activation word comes from
-        # several block RAMs through a multiplexer: that path limited Fmax).
+        # Stage 3: the beat, registered before the FIFOs.
         w3_beat = Signal.like(beat)
         w3_wb = Signal.like(w2_wb)
         w3_last = Signal()
-        m.d.sync += [w3_valid.eq(w2_valid), w3_beat.eq(beat), w3_wb.eq(w2_wb),
-                     w3_last.eq(w2_last)]
+        m.d.sync += [w3_valid.eq(w2b_valid), w3_beat.eq(beat), w3_wb.eq(w2b_wb),
+                     w3_last.eq(w2b_last)]
         m.d.comb += [
             beats.w_data.eq(w3_beat),
             beats.w_en.eq(w3_valid),
@@ -790,8 +799,12 @@ class TrainingCore(wiring.Component):
                 with m.If(bp_run & (bp_layer + 1 == l)):
                     m.d.comb += [z_rd[l].addr.eq(bp_z_addr), d_rd[l].addr.eq(bp_d_addr),
                                  z_rd[l].en.eq(1), d_rd[l].en.eq(1)]
+            # The walk's next record, from this layer's record memory directly (the layer
+            # multiplexer stays off the memory-to-address loop; `u_ptr_now` is the same).
+            rec = r_rd[l].data
             m.d.comb += [h_rd[l].addr.eq(Mux(u_phase == 1, u_j, s_h_addr)),
-                         r_rd[l].addr.eq(u_ptr_now)]
+                         r_rd[l].addr.eq(Mux(w1_valid, Mux(rec.has_next, rec.next, u_head),
+                                             u_ptr))]
             with m.If(u_issue & (u_layer == l)):
                 m.d.comb += r_rd[l].en.eq(1)
         # Hidden-weight port: the host or the update block.
