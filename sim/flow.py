@@ -202,7 +202,7 @@ def _failures(results_xml):
 
 
 def run_cocotb(component, *, name, test_module, simulator="verilator", testcase=None,
-               extra_env=None, verilator_args=()):
+               extra_env=None, verilator_args=(), verilator_config=None, make_args=()):
     """Simulate ``component`` with the cocotb tests of ``test_module``; raise on any failure.
 
     Parameters
@@ -223,6 +223,14 @@ def run_cocotb(component, *, name, test_module, simulator="verilator", testcase=
         Further Verilator options (after the flow's own), for example
         ``("--no-public-flat-rw",)`` when the test touches only the top-level ports: cocotb's
         runner makes every signal public, which slows a large design several times.
+    verilator_config : str, optional
+        Text of a Verilator control file (its first line the ``verilator_config`` directive,
+        then for example ``public_flat_rd`` lines for single signals), written into the build
+        directory and passed to Verilator after ``verilator_args``.
+    make_args : sequence of str
+        Variable overrides for the ``make`` run that compiles the Verilated model, for example
+        ``("OPT_FAST=-O3",)`` (Verilator's ``verilated.mk`` compiles the model with ``-Os``).
+        They apply to this build only.
 
     Raises
     ------
@@ -244,15 +252,24 @@ def run_cocotb(component, *, name, test_module, simulator="verilator", testcase=
 
     text = verilog(component, name=name)
     waves = _waves_requested()
-    build_args = list(_VERILATOR_ARGS) + list(verilator_args) if simulator == "verilator" \
-        else []
-    digest = hashlib.sha256("\0".join(
-        [_FLOW_VERSION, simulator, text, " ".join(build_args), str(waves)]).encode())
+    verilator = simulator == "verilator"
+    build_args = list(_VERILATOR_ARGS) + list(verilator_args) if verilator else []
+    make_args = [str(arg) for arg in make_args] if verilator else []
+    config = verilator_config if verilator else None
+    parts = [_FLOW_VERSION, simulator, text, " ".join(build_args), str(waves)]
+    if make_args or config:     # keeps the directories of builds without them
+        parts += [" ".join(make_args), config or ""]
+    digest = hashlib.sha256("\0".join(parts).encode())
     build_dir = build_root() / "sim" / simulator / name / digest.hexdigest()[:16]
+    if config:
+        build_args.append(str(build_dir / f"{name}.vlt"))
 
     env_add = {"WAVES": "1" if waves else "0"}
-    if simulator == "verilator":
+    if verilator:
         env_add.update(_verilator_env())
+        if make_args:
+            flags = env_add.get("MAKEFLAGS", os.environ.get("MAKEFLAGS", ""))
+            env_add["MAKEFLAGS"] = " ".join([flags, *make_args]).strip()
     # cocotb's runner lets os.environ override extra_env; set it there too so that it wins.
     env_add.update(extra_env)
     # The simulator's embedded Python gets PYTHONPATH from sys.path (cocotb's runner).
@@ -265,6 +282,8 @@ def run_cocotb(component, *, name, test_module, simulator="verilator", testcase=
         runner = get_runner(simulator)
         if not stamp.is_file():
             source.write_text(text)
+            if config:
+                (build_dir / f"{name}.vlt").write_text(config)
             try:
                 runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
                              build_args=build_args, timescale=_TIMESCALE, waves=waves,
