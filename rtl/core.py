@@ -16,7 +16,8 @@ gives the margin, the trigger and the prediction). A triggered sample then
 - copies the classifier row of its label into the layer's desired-activation memory ``d_l``
   (rule ``local``: every layer; BEP: the last layer), and under BEP computes the other
   ``d_l`` by :class:`~bitprop.rtl.backproject.BackProjection` through ``W_{l+1}`` (PE rows a
-  cycle, gates ``|z| ≤ ⌊ν·K⌋`` formed from the stored ``z``);
+  cycle, gates ``|z| ≤ ⌊ν·K⌋`` formed as the engine writes ``z`` and kept in a gate
+  memory, so that the back-projection runs beside the selection of the layer above);
 - streams ``(z_l, d_l)`` through :class:`~bitprop.rtl.select.GroupWinnerSelect`; each
   winner becomes an update *record* ``(sample, sign)`` appended to a per-unit linked list
   (``head[j]`` → record → next), so that at the end of the batch all records of a row can
@@ -175,6 +176,10 @@ class TrainingCore(wiring.Component):
             a_depth.append(depth)
         abw = _bits(max(a_depth))
         z_rd, z_wr, d_rd, d_wr = [], [], [], []
+        # BEP: the back-projection through W_l reads the gates of layer l (one bit per unit,
+        # formed as the engine writes z_l) and d_l through ports of its own, so that it runs
+        # while the selection streams (z_l, d_l) through theirs.
+        g_rd, g_wr, db_rd = {}, {}, {}
         for l in range(L):
             zm = Memory(shape=PE * zw, depth=p.weight_matrix(l).groups, init=[])
             dm = Memory(shape=SIMD, depth=p.words(l + 1), init=[])
@@ -183,6 +188,11 @@ class TrainingCore(wiring.Component):
             z_wr.append(zm.write_port())
             d_rd.append(dm.read_port())
             d_wr.append(dm.write_port())
+            if bep and l >= 1:
+                gm = Memory(shape=PE, depth=p.weight_matrix(l).groups, init=[])
+                m.submodules[f"gmem{l}"] = gm
+                g_rd[l], g_wr[l] = gm.read_port(), gm.write_port()
+                db_rd[l] = dm.read_port()
         m.submodules.labels = lmem = Memory(shape=_bits(p.n_classes - 1), depth=p.batch_max,
                                             init=[])
         lab_rd, lab_wr = lmem.read_port(), lmem.write_port()
@@ -206,7 +216,8 @@ class TrainingCore(wiring.Component):
         rcount = Array(Signal(rec_bits[l] + 1, name=f"rcount{l}") for l in range(L))
 
         # Default: every read port idle-enabled, every write port off.
-        for port in [w_rd, lab_rd] + a_rd + z_rd + d_rd + h_rd + r_rd:
+        for port in ([w_rd, lab_rd] + a_rd + z_rd + d_rd + h_rd + r_rd + list(g_rd.values())
+                     + list(db_rd.values())):
             m.d.comb += port.en.eq(1)
 
         # -- per-sample state ---------------------------------------------------------------------
@@ -324,6 +335,16 @@ class TrainingCore(wiring.Component):
             hit = arr.out_valid & ~c_isq[mi] & (c_layer[mi] == l)
             m.d.comb += [z_wr[l].addr.eq(res_group), z_wr[l].data.eq(arr.z.as_value()),
                          z_wr[l].en.eq(hit)]
+            if l in g_wr:
+                # Gate of each unit of the group: |z| ≤ ⌊ν·K⌋, padding rows closed.
+                gate = Signal(PE, name=f"gate{l}")
+                for r in range(PE):
+                    z = arr.z.as_value().word_select(r, zw).as_signed()
+                    mag = Mux(z < 0, -z, z)
+                    m.d.comb += gate[r].eq((mag <= gate_thr[l])
+                                           & ((res_group << lg_pe) + r < widths[l]))
+                m.d.comb += [g_wr[l].addr.eq(res_group), g_wr[l].data.eq(gate),
+                             g_wr[l].en.eq(hit)]
             k = l + 1
             m.d.comb += [
                 a_wr[k].addr.eq(dst_base + (res_group >> ceil_log2(spw) if spw > 1
@@ -386,7 +407,6 @@ class TrainingCore(wiring.Component):
                        for l in range(L))[bp_layer]
             wb = Array(Const(p.weight_matrix(l + 1).base if l + 1 < L else 0,
                              _bits(p.binary_depth)) for l in range(L))[bp_layer]
-            rows = Array(Const(widths[l + 1] if l + 1 < L else 1, 16) for l in range(L))[bp_layer]
             m.d.comb += bp_busy.eq(bp_start | bp_run | (bp_out != nb))
             with m.If(bp_start):
                 m.d.sync += [bp_run.eq(1), bp_b.eq(0), bp_g.eq(0), bp_gap.eq(0), bp_out.eq(0),
@@ -414,19 +434,14 @@ class TrainingCore(wiring.Component):
             bq_b = Signal(16)
             m.d.sync += [bq_valid.eq(bp_issue), bq_first.eq(bp_i_first),
                          bq_last.eq(bp_i_last), bq_g.eq(bp_g), bq_b.eq(bp_b)]
-            zrow = Signal(PE * zw)
             drow = Signal(SIMD)
-            thr = Signal(16)
+            gates = Signal(PE)
             with m.Switch(bp_layer):
                 for l in range(L - 1):
                     with m.Case(l):
-                        m.d.comb += [zrow.eq(z_rd[l + 1].data), drow.eq(d_rd[l + 1].data),
-                                     thr.eq(gate_thr[l + 1])]
-            gates = Signal(PE)
-            for r in range(PE):
-                z = zrow.word_select(r, zw).as_signed()
-                mag = Mux(z < 0, -z, z)
-                m.d.comb += gates[r].eq((mag <= thr) & ((bq_g << lg_pe) + r < rows))
+                        m.d.comb += [gates.eq(g_rd[l + 1].data), drow.eq(db_rd[l + 1].data)]
+            for l in range(1, L):
+                m.d.comb += [g_rd[l].addr.eq(bp_z_addr), db_rd[l].addr.eq(bp_d_addr)]
             dsl = drow.word_select(bq_g & (spw - 1), PE) if spw > 1 else drow
             m.d.comb += [
                 bp.valid.eq(bq_valid), bp.first.eq(bq_first), bp.last.eq(bq_last),
@@ -795,10 +810,6 @@ class TrainingCore(wiring.Component):
             with m.If(s_layer == l):
                 m.d.comb += [z_rd[l].addr.eq(s_z_addr), d_rd[l].addr.eq(s_d_addr),
                              z_rd[l].en.eq(advance), d_rd[l].en.eq(advance)]
-            if bep:
-                with m.If(bp_run & (bp_layer + 1 == l)):
-                    m.d.comb += [z_rd[l].addr.eq(bp_z_addr), d_rd[l].addr.eq(bp_d_addr),
-                                 z_rd[l].en.eq(1), d_rd[l].en.eq(1)]
             # The walk's next record, from this layer's record memory directly (the layer
             # multiplexer stays off the memory-to-address loop; `u_ptr_now` is the same).
             rec = r_rd[l].data
@@ -1065,9 +1076,8 @@ class TrainingCore(wiring.Component):
                         with m.Else():
                             m.next = nxt
                     elif kind == "bp":
-                        with m.If(s_busy):
-                            pass
-                        with m.Elif(trig[L - 1] & live):
+                        # Runs beside the selection of the layer above (ports of its own).
+                        with m.If(trig[L - 1] & live):
                             m.d.comb += bp_start.eq(1)
                             m.d.sync += bp_layer.eq(arg)
                             m.next = f"T{i}w"
