@@ -207,7 +207,8 @@ def _add_core_args(p, *, hidden, rule):
                    help="read back and compare all weights every N batches (0: at the end "
                         "only; sim default 1, demo default 0). A read-back waits for the "
                         "background reinforcement sweep, so N = 1 also serialises it")
-    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    p.add_argument("--simulator", choices=("verilator",), default="verilator",
+                   help="the core session runs on Verilator only (Icarus: a known stall)")
     p.add_argument("--data-dir", default=None, help="where the dataset files are")
     p.add_argument("--json", default=None, help="write the results here")
 

@@ -139,3 +139,8 @@ def test_driver_refuses_bad_batches_and_group_sizes():
     with pytest.raises(ConfigError, match="was built for"):
         hidden_image(plan, [np.ones((6, 36), dtype=int), np.ones((9, 6), dtype=int)])
 
+
+
+def test_session_refuses_icarus():
+    with pytest.raises(ConfigError, match="Verilator only"):
+        simulate(_cfg(), toy_data(), samples=10, simulator="icarus")
