@@ -2,30 +2,13 @@
 
 import argparse
 import json
-import os
 import sys
 
+from bitprop.cliargs import widths as _widths
+from bitprop.cliargs import write_json as _write_json
 from bitprop.model.errors import BitpropError
 
 __all__ = ["main"]
-
-
-def _widths(text):
-    try:
-        widths = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"widths must be integers like 525,525; got {text!r}")
-    if not widths:
-        raise argparse.ArgumentTypeError("give at least one width")
-    return widths
-
-
-def _write_json(path, obj):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 # -- train -------------------------------------------------------------------------------------
@@ -207,8 +190,7 @@ def _add_core_args(p, *, hidden, rule):
                    help="read back and compare all weights every N batches (0: at the end "
                         "only; sim default 1, demo default 0). A read-back waits for the "
                         "background reinforcement sweep, so N = 1 also serialises it")
-    p.add_argument("--simulator", choices=("verilator",), default="verilator",
-                   help="the core session runs on Verilator only (Icarus: a known stall)")
+    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--data-dir", default=None, help="where the dataset files are")
     p.add_argument("--json", default=None, help="write the results here")
 

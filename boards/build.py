@@ -46,13 +46,15 @@ the report says ``fits: false`` with the reason read from its log (the command e
 they come from, to find what limits Fmax.
 """
 
-import argparse
 import dataclasses
 import json
 import re
 import tempfile
 from pathlib import Path
 
+from bitprop.cliargs import positive as _positive
+from bitprop.cliargs import widths as _widths
+from bitprop.cliargs import write_json
 from bitprop.model.config import RunConfig
 from bitprop.model.errors import BitpropError, ConfigError
 from bitprop.rtl import synth
@@ -651,26 +653,6 @@ def _utilisation(raw):
 
 
 # -- command line ------------------------------------------------------------------------------
-def _widths(text):
-    try:
-        widths = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"widths must be integers like 75,75; got {text!r}")
-    if not widths:
-        raise argparse.ArgumentTypeError("give at least one width")
-    return widths
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return value
-
-
 def add_arguments(parser):
     """Add the ``build`` options to ``parser``."""
     parser.add_argument("--device", choices=tuple(DEVICES), default="up5k",
@@ -759,7 +741,7 @@ def run(args):
                       f"{m['mapped_to']:16s} {m['cells']:3d}  {m['config']}")
         print(_summary(report))
         if args.json:
-            synth._write_json(args.json, report)
+            write_json(args.json, report)
         if not fit["fits"]:
             raise FitError(fit["reason"], report)
         return 0
@@ -774,13 +756,13 @@ def run(args):
                        seed=args.seed, clock_mhz=args.clock_mhz, check_fit=not args.force)
     except FitError as e:
         if args.json:
-            synth._write_json(args.json, e.report)
+            write_json(args.json, e.report)
         raise
     finally:
         if tmp is not None:
             tmp.cleanup()
     print(_summary(report))
     if args.json:
-        synth._write_json(args.json, report)
+        write_json(args.json, report)
     return 0 if report["fits"] else 1
 

@@ -52,6 +52,8 @@ from pathlib import Path
 from amaranth import Cat, ClockDomain, Const, Module, Signal, Value
 from amaranth.lib import wiring
 
+from bitprop.cliargs import positive as _positive
+from bitprop.cliargs import write_json as _write_json
 from bitprop.model.errors import BitpropError, ConfigError
 
 __all__ = ["DEVICES", "BLOCKS", "SerialWrapper", "synthesize", "add_arguments", "run"]
@@ -409,16 +411,6 @@ def _blocks_arg(text):
     return names
 
 
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return value
-
-
 def add_arguments(parser):
     """Add the ``synth`` options to ``parser``."""
     parser.add_argument("--device", choices=tuple(DEVICES), default="up5k",
@@ -471,14 +463,6 @@ def run(args):
     else:
         print(json.dumps(report, indent=2))
     return 0
-
-
-def _write_json(path, obj):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def main(argv=None):
