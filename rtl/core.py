@@ -544,10 +544,10 @@ class TrainingCore(wiring.Component):
         u_start = Signal()
         u_layer = Signal(_bits(L))
         u_busy = Signal()
-        u_phase = Signal(3)     # 0 idle, 1 head read, 2 head data, 3 walk, 4 drain, 6 next row
+        # 0 idle, 1 head read, 2 head data, 3 list walk, 5 cache replay, 4 drain, 6 next row
+        u_phase = Signal(3)
         u_j = Signal(16)
         u_c = Signal(16)
-        u_head = Signal(max(rec_bits))
         u_ptr = Signal(max(rec_bits))
         u_hrow = Signal(haw)            # hidden address of the row's first word
         u_wrow = Signal(_bits(p.binary_depth))  # binary-weight address of the row's group
@@ -593,40 +593,56 @@ class TrainingCore(wiring.Component):
                 with m.Case(l):
                     m.d.comb += [head_valid.eq(h_rd[l].data.valid), head_ptr.eq(h_rd[l].data.ptr)]
         room = beats.level < beats.depth - 6      # five beats may be in flight
-        u_issue = Signal()
-        u_ptr_now = Signal(max(rec_bits))      # the record the walk reads this cycle (phase 3)
-        u_done = Signal()                      # the row was done last cycle: drop the read
-        u_c_now = Signal(16)                   # and its word of the row
+        # A row's records are a linked list; the walk follows it once, for the row's first
+        # word, at one record per three cycles (every address from a register), and copies
+        # each record into the row cache; the row's other words replay the cache at one record
+        # a cycle from a counter. No memory output feeds a memory address.
+        m.submodules.rowcache = cm = Memory(
+            shape=data.StructLayout({"abase": abw, "sign": 1}), depth=p.batch_max, init=[])
+        c_rd, c_wr = cm.read_port(), cm.write_port()
+        cw = _bits(p.batch_max)
+        u_n = Signal(cw + 1)        # records of the row (cached)
+        u_rk = Signal(cw + 1)       # the replay's record
+        u_go = Signal()             # the walk may read record `u_ptr`
+        u_issue = Signal()          # a record is read this cycle (list or cache)
+        w1_cache = Signal()         # stage 1 holds a cache record (else a list record)
+        w1_klast = Signal()         # ... the row's last record
+        wr_list = Signal()          # stage 2 holds a list record
+        wr_has_next = Signal()
+        wr_next = Signal(max(rec_bits))
         with m.If(u_start):
             m.d.sync += [u_phase.eq(1), u_j.eq(0), u_hrow.eq(hbase), u_wrow.eq(wbase),
                          u_rowlane.eq(0)]
-        m.d.sync += u_done.eq(0)
         with m.Switch(u_phase):
             with m.Case(1):        # read head[j]
                 m.d.sync += u_phase.eq(2)
             with m.Case(2):        # head data: walk the row or go on
                 with m.If(head_valid):
-                    m.d.sync += [u_phase.eq(3), u_c.eq(0), u_head.eq(head_ptr),
-                                 u_ptr.eq(head_ptr)]
+                    m.d.sync += [u_phase.eq(3), u_c.eq(0), u_ptr.eq(head_ptr), u_go.eq(1),
+                                 u_n.eq(0)]
                 with m.Else():
                     m.d.sync += u_phase.eq(6)
-            with m.Case(3):        # walk: one record read a cycle
-                # The record read last cycle names its successor: the next record of the
-                # same word, or (at the end of the list) the head again for the next word.
-                # Its address goes straight back to the record memory, so the walk issues a
-                # read every cycle while the beat FIFO has room.
-                u_next_word = w1_valid & ~rec_has_next
-                done = u_next_word & (w1_c == rw - 1)
-                m.d.comb += [
-                    u_ptr_now.eq(Mux(w1_valid, Mux(rec_has_next, rec_next, u_head), u_ptr)),
-                    u_c_now.eq(Mux(u_next_word, w1_c + 1, Mux(w1_valid, w1_c, u_c))),
-                ]
-                # Reads are issued whenever there is room (`u_issue` depends on no memory
-                # output); the one issued in the cycle that finds the row done is dropped.
-                with m.If(done):
-                    m.d.sync += u_phase.eq(6)
-                m.d.comb += u_issue.eq(room)
-                m.d.sync += [u_ptr.eq(u_ptr_now), u_c.eq(u_c_now), u_done.eq(done)]
+            with m.Case(3):        # list walk (the row's first word), caching the records
+                with m.If(u_go & room):
+                    m.d.comb += u_issue.eq(1)
+                    m.d.sync += u_go.eq(0)
+                with m.If(wr_valid & wr_list):
+                    m.d.sync += u_n.eq(u_n + 1)
+                    with m.If(wr_has_next):
+                        m.d.sync += [u_ptr.eq(wr_next), u_go.eq(1)]
+                    with m.Elif(rw == 1):
+                        m.d.sync += u_phase.eq(6)
+                    with m.Else():
+                        m.d.sync += [u_phase.eq(5), u_c.eq(1), u_rk.eq(0)]
+            with m.Case(5):        # cache replay: words 1 .. R−1, one record a cycle
+                with m.If(room):
+                    m.d.comb += u_issue.eq(1)
+                    with m.If(u_rk == u_n - 1):
+                        m.d.sync += [u_rk.eq(0), u_c.eq(u_c + 1)]
+                        with m.If(u_c == rw - 1):
+                            m.d.sync += u_phase.eq(6)
+                    with m.Else():
+                        m.d.sync += u_rk.eq(u_rk + 1)
             with m.Case(6):        # next row
                 with m.If(u_j == u_k - 1):
                     m.d.sync += u_phase.eq(4)
@@ -641,7 +657,8 @@ class TrainingCore(wiring.Component):
                           & (beats.level == 0) & ~upd.busy & (wback.level == 0)
                           & ~beats.r_rdy):
                     m.d.sync += u_phase.eq(0)
-        m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c_now)]
+        m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c), w1_cache.eq(u_phase == 5),
+                     w1_klast.eq(u_rk == u_n - 1)]
         # Clear the head of a row once read (phase 2), ready for the next batch.
         for l in range(L):
             with m.If((u_phase == 2) & (u_layer == l)):
@@ -654,9 +671,15 @@ class TrainingCore(wiring.Component):
         wr_addr = Signal(haw)
         wr_c = Signal(16)
         wr_wb = Signal(wb_layout.size)
-        m.d.sync += [wr_valid.eq(w1_valid & ~u_done), wr_sign.eq(rec_sign),
-                     wr_last.eq(~rec_has_next), wr_abase.eq(rec_abase),
+        m.d.sync += [wr_valid.eq(w1_valid), wr_list.eq(w1_valid & ~w1_cache),
+                     wr_sign.eq(Mux(w1_cache, c_rd.data.sign, rec_sign)),
+                     wr_last.eq(Mux(w1_cache, w1_klast, ~rec_has_next)),
+                     wr_abase.eq(Mux(w1_cache, c_rd.data.abase, rec_abase)),
+                     wr_has_next.eq(rec_has_next), wr_next.eq(rec_next),
                      wr_addr.eq(u_hrow + w1_c), wr_c.eq(w1_c)]
+        m.d.comb += [c_rd.addr.eq(u_rk), c_rd.en.eq(1),
+                     c_wr.addr.eq(u_n), c_wr.data.abase.eq(wr_abase),
+                     c_wr.data.sign.eq(wr_sign), c_wr.en.eq(wr_valid & wr_list)]
         m.d.sync += [w2_valid.eq(wr_valid), w2_sign.eq(wr_sign), w2_last.eq(wr_last),
                      w2_addr.eq(wr_addr), w2_c.eq(wr_c)]
         u_a_addr = wr_abase + (wr_c >> ceil_log2(lpw) if lpw > 1 else wr_c)
@@ -810,13 +833,9 @@ class TrainingCore(wiring.Component):
             with m.If(s_layer == l):
                 m.d.comb += [z_rd[l].addr.eq(s_z_addr), d_rd[l].addr.eq(s_d_addr),
                              z_rd[l].en.eq(advance), d_rd[l].en.eq(advance)]
-            # The walk's next record, from this layer's record memory directly (the layer
-            # multiplexer stays off the memory-to-address loop; `u_ptr_now` is the same).
-            rec = r_rd[l].data
             m.d.comb += [h_rd[l].addr.eq(Mux(u_phase == 1, u_j, s_h_addr)),
-                         r_rd[l].addr.eq(Mux(w1_valid, Mux(rec.has_next, rec.next, u_head),
-                                             u_ptr))]
-            with m.If(u_issue & (u_layer == l)):
+                         r_rd[l].addr.eq(u_ptr)]
+            with m.If(u_issue & (u_phase == 3) & (u_layer == l)):
                 m.d.comb += r_rd[l].en.eq(1)
         # Hidden-weight port: the host or the update block.
         with m.If(h_host & (sw_state == 0)):
