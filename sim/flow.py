@@ -38,6 +38,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -58,6 +59,15 @@ _SIMULATORS = ("verilator", "icarus")
 _VERILATOR_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
                    "-Wno-UNOPTFLAT", "-O2")
 _TIMESCALE = ("1ns", "1ps")
+# Yosys makes each module's `always @*` blocks run at time 0 through a dummy register they
+# read, declared `reg \$auto$verilog_backend...$N = 0;`, counting on the initialiser being an
+# event. cocotb's runner compiles with iverilog -g2012, which applies declaration initialisers
+# before time 0 without one, so a block whose inputs never change keeps X outputs for good
+# (the core's command FSM stays in its first state through reset: cmd.ready stayed X and the
+# core never took a command). Icarus compiles a copy, <name>.icarus.v, that sets the register
+# in an `initial #0` instead: a change from X once every `always` block waits for one.
+# (-g2005 would also do, but cocotb's waveform module needs SystemVerilog.)
+_YOSYS_KICK = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S*) += 0;$", re.MULTILINE)
 
 
 def build_root():
@@ -253,10 +263,12 @@ def run_cocotb(component, *, name, test_module, simulator="verilator", testcase=
     text = verilog(component, name=name)
     waves = _waves_requested()
     verilator = simulator == "verilator"
+    # What the simulator compiles; <name>.v stays the design's Verilog as written.
+    compiled = text if verilator else _YOSYS_KICK.sub(r"\1reg \2 ;\n\1initial #0 \2 = 0;", text)
     build_args = list(_VERILATOR_ARGS) + list(verilator_args) if verilator else []
     make_args = [str(arg) for arg in make_args] if verilator else []
     config = verilator_config if verilator else None
-    parts = [_FLOW_VERSION, simulator, text, " ".join(build_args), str(waves)]
+    parts = [_FLOW_VERSION, simulator, compiled, " ".join(build_args), str(waves)]
     if make_args or config:     # keeps the directories of builds without them
         parts += [" ".join(make_args), config or ""]
     digest = hashlib.sha256("\0".join(parts).encode())
@@ -278,14 +290,17 @@ def run_cocotb(component, *, name, test_module, simulator="verilator", testcase=
 
     with _locked(build_dir), _patched_environ(env_add):
         source = build_dir / f"{name}.v"
+        compiled_source = source if verilator else build_dir / f"{name}.icarus.v"
         stamp = build_dir / "built.stamp"
         runner = get_runner(simulator)
         if not stamp.is_file():
             source.write_text(text)
+            if compiled_source != source:
+                compiled_source.write_text(compiled)
             if config:
                 (build_dir / f"{name}.vlt").write_text(config)
             try:
-                runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
+                runner.build(sources=[compiled_source], hdl_toplevel=name, build_dir=build_dir,
                              build_args=build_args, timescale=_TIMESCALE, waves=waves,
                              always=True)
             except (RuntimeError, SystemExit) as error:

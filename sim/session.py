@@ -245,10 +245,7 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
         Training examples per epoch.
     epochs : int
         Passes over them.
-    simulator : {"verilator"}
-        The whole-core session runs on Verilator only: under Icarus Verilog 11 the simulated
-        core never answers its first command (found, not yet understood; the block tests do
-        run on Icarus), so ``"icarus"`` is refused rather than left to hang.
+    simulator : {"verilator", "icarus"}
     batch_max : int, optional
         Batch buffer of the generated core (default ``cfg.batch``).
     check_every : int
@@ -259,10 +256,6 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     from bitprop.sim.harness import ChunkedHost
     from bitprop.sim.flow import run_cocotb
 
-    if simulator != "verilator":
-        raise ConfigError(f"the simulated training core runs on Verilator only (under Icarus "
-                          f"it stalls at its first command, a known issue); got "
-                          f"simulator={simulator!r}")
     cfg = cfg.replace(input_dim=data.x_train.shape[1], n_classes=data.n_classes)
     plan = CorePlan.from_config(cfg, batch_max=batch_max)
     if not 1 <= samples <= data.x_train.shape[0]:

@@ -54,6 +54,16 @@ def test_whole_runs_match_the_model(rule, hidden, gamma, fold):
     _check(result, batches=8)
 
 
+@pytest.mark.skipif("icarus" not in flow.simulators(), reason="iverilog not installed")
+def test_whole_run_on_icarus():
+    # The same session on the 4-state simulator (X values reaching control logic would show).
+    data = toy_data(seed=3, n=300, d=37, classes=3, flip=0.3)
+    cfg = RunConfig(rule="bep", hidden=(10, 6, 9), gamma=(5, 3, 9), batch=10, hidden_bits=6,
+                    seed=7, pe=4, simd=16, lanes=2)
+    result = simulate(cfg, data, samples=20, test_samples=30, simulator="icarus")
+    _check(result, batches=2)
+
+
 @needs_verilator
 def test_prototypes_through_the_cli(tmp_path):
     out = tmp_path / "sim.json"
@@ -139,8 +149,3 @@ def test_driver_refuses_bad_batches_and_group_sizes():
     with pytest.raises(ConfigError, match="was built for"):
         hidden_image(plan, [np.ones((6, 36), dtype=int), np.ones((9, 6), dtype=int)])
 
-
-
-def test_session_refuses_icarus():
-    with pytest.raises(ConfigError, match="Verilator only"):
-        simulate(_cfg(), toy_data(), samples=10, simulator="icarus")
