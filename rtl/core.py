@@ -371,7 +371,8 @@ class TrainingCore(wiring.Component):
         cp_col = Signal(16)
         cp_lane = Signal(range(PE))
         cp_busy = Signal()
-        m.d.comb += cp_busy.eq(cp_start | cp_run | cp_valid)
+        cp2_valid = Signal()
+        m.d.comb += cp_busy.eq(cp_start | cp_run | cp_valid | cp2_valid)
         q_base = Array(Const(p.classifier_matrix(l).base if (p.rule == "local" or l == L - 1)
                              else 0, _bits(p.binary_depth)) for l in range(L))
         with m.If(cp_start):
@@ -386,7 +387,12 @@ class TrainingCore(wiring.Component):
             with m.If(cp_c == cp_words - 1):
                 m.d.sync += cp_run.eq(0)
         m.d.sync += [cp_valid.eq(cp_issue), cp_col.eq(cp_c)]
-        cp_row = w_rd.data.word_select(cp_lane, SIMD)
+        # The row is registered before the d memory (the binary weights are several block
+        # RAMs behind a multiplexer: that path limited Fmax).
+        cp2_col = Signal(16)
+        cp_row = Signal(SIMD)
+        m.d.sync += [cp2_valid.eq(cp_valid), cp2_col.eq(cp_col),
+                     cp_row.eq(w_rd.data.word_select(cp_lane, SIMD))]
 
         # ========================================================================================
         # Back-projection (BEP): d[l] ← sign(W_{l+1}ᵀ · (g ⊙ d[l+1])), one column block a pass.
@@ -456,8 +462,8 @@ class TrainingCore(wiring.Component):
 
         # d[l] write port: the copy job or the back-projection.
         for l in range(L):
-            with m.If(cp_valid & (cp_layer == l)):
-                m.d.comb += [d_wr[l].addr.eq(cp_col), d_wr[l].data.eq(cp_row),
+            with m.If(cp2_valid & (cp_layer == l)):
+                m.d.comb += [d_wr[l].addr.eq(cp2_col), d_wr[l].data.eq(cp_row),
                              d_wr[l].en.eq(1)]
             if bep:
                 with m.Elif(bp.out_valid & (bp_layer == l)):
