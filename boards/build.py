@@ -239,7 +239,8 @@ def _role(name):
     roles = {"wmem": "binary weights", "hmem": "hidden weights", "amem": "activations a",
              "zmem": "pre-activations z", "dmem": "desired activations d",
              "labels": "labels", "heads": "record heads", "records": "records",
-             "beats": "update beat FIFO", "wback": "sign write-back FIFO"}
+             "beats": "update beat FIFO", "wback": "sign write-back FIFO",
+             "gmem": "BEP gates g", "rowcache": "update row cache"}
     if prefix in roles:
         return roles[prefix] + index
     return name
