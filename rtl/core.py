@@ -25,7 +25,8 @@ gives the margin, the trigger and the prediction). A triggered sample then
 
 At the end of a batch, for every layer with records, the rows are walked in order and each
 row's records are replayed word by word into :class:`~bitprop.rtl.update.HiddenWeightUpdate`
-(with the record's stored input activations), which read-modify-writes the hidden weights
+(with the record's stored input activations; the row's list is followed once, for its first
+word, into a row cache that the other words replay at one record a cycle), which read-modify-writes the hidden weights
 (one saturation per batch sum, as the model) and reports the new signs, written back into the
 binary-weight memory. Then, if the layer's threshold is non-zero, the same block sweeps the
 layer for reinforcement with the counter-based generator. Every sample of a batch sees the
