@@ -842,8 +842,6 @@ class TrainingCore(wiring.Component):
                              z_rd[l].en.eq(advance), d_rd[l].en.eq(advance)]
             m.d.comb += [h_rd[l].addr.eq(Mux(u_phase == 1, u_j, s_h_addr)),
                          r_rd[l].addr.eq(u_ptr)]
-            with m.If(u_issue & (u_phase == 3) & (u_layer == l)):
-                m.d.comb += r_rd[l].en.eq(1)
         # Hidden-weight port: the host or the update block.
         with m.If(h_host & (sw_state == 0)):
             m.d.comb += [hmem.port.addr.eq(host_h_addr), hmem.port.r_en.eq(host_h_ren),

@@ -184,16 +184,15 @@ def _sim_top(host):
     edges as without the registers (same cycle counts); the core enters and leaves reset one
     cycle later. The per-cycle model evaluation measured about half of what it was before.
     """
-    from amaranth import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
+    from amaranth import ClockDomain, ClockSignal, Module, ResetSignal, Signal
     from amaranth.hdl import DomainRenamer
     from amaranth.lib import wiring
 
     members = dict(host.signature.members.items())
 
-    class Registered(Elaboratable):
+    class Registered(wiring.Component):
         def __init__(self):
-            self.ports = {port: Signal.like(getattr(host, port), name=port)
-                          for port in members}
+            super().__init__(members)
             self.rst = Signal()
 
         def elaborate(self, platform):
@@ -206,11 +205,11 @@ def _sim_top(host):
                          ResetSignal("core").eq(rst_q)]
             for port, member in members.items():
                 if member.flow == wiring.In:
-                    q = Signal.like(self.ports[port], name=f"{port}_q", reset_less=True)
-                    m.d.sync += q.eq(self.ports[port])
+                    q = Signal.like(getattr(self, port), name=f"{port}_q", reset_less=True)
+                    m.d.sync += q.eq(getattr(self, port))
                     m.d.comb += getattr(inner, port).eq(q)
                 else:
-                    m.d.comb += self.ports[port].eq(getattr(inner, port))
+                    m.d.comb += getattr(self, port).eq(getattr(inner, port))
             return m
 
     class SimTop(wiring.Component):
@@ -221,11 +220,7 @@ def _sim_top(host):
             m = Module()
             m.submodules.regs = regs = Registered()
             m.d.comb += regs.rst.eq(ResetSignal("sync"))
-            for port, member in members.items():
-                if member.flow == wiring.In:
-                    m.d.comb += regs.ports[port].eq(getattr(self, port))
-                else:
-                    m.d.comb += getattr(self, port).eq(regs.ports[port])
+            wiring.connect(m, wiring.flipped(self), regs)
             return m
 
     return SimTop()
