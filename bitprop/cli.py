@@ -190,7 +190,9 @@ def _add_core_args(p, *, hidden, rule):
                    help="read back and compare all weights every N batches (0: at the end "
                         "only; sim default 1, demo default 0). A read-back waits for the "
                         "background reinforcement sweep, so N = 1 also serialises it")
-    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    p.add_argument("--simulator", choices=("native", "verilator", "icarus"), default="native",
+                   help="native: the Verilated core in a C++ harness behind a pipe (fastest); "
+                        "verilator, icarus: cocotb on that simulator")
     p.add_argument("--data-dir", default=None, help="where the dataset files are")
     p.add_argument("--json", default=None, help="write the results here")
 

@@ -97,7 +97,7 @@ async def host_session(dut):
     for _ in range(3):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
-    # Two edges: the core may see the reset one cycle late (session._sim_top).
+    # Two edges: the core may see the reset one cycle late (harness.registered_top).
     for _ in range(2):
         await RisingEdge(dut.clk)
     port = SimPort(dut, spec["chunk"])

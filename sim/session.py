@@ -57,6 +57,9 @@ def run_host(port, spec):
     update_weights = reinforced_weights = 0
     history, first_diffs = [], []
     train_seconds = train_cpu_seconds = train_sim_cycles = 0.0
+    # The simulator's CPU clock: its own process's (native harness), else this process's
+    # (cocotb: the host program runs inside the simulator).
+    cpu_clock = getattr(port, "cpu_seconds", time.process_time)
     t0 = time.perf_counter()
     for epoch in range(spec["epochs"]):
         model.begin_epoch(epoch, acc_prev)
@@ -65,11 +68,11 @@ def run_host(port, spec):
         for start in range(0, n, cfg.batch):
             idx = order[start:start + cfg.batch]
             dev.configure(cfg, step=step, thresholds=model.thresholds, gammas=model.gammas)
-            t_batch, cpu_batch = time.perf_counter(), time.process_time()
+            t_batch, cpu_batch = time.perf_counter(), cpu_clock()
             clock_batch = getattr(port, "cycles", 0.0)
             got = dev.train_batch(x_train[idx], y_train[idx])
             train_seconds += time.perf_counter() - t_batch
-            train_cpu_seconds += time.process_time() - cpu_batch
+            train_cpu_seconds += cpu_clock() - cpu_batch
             train_sim_cycles += getattr(port, "cycles", 0.0) - clock_batch
             want = model.train_batch(x_train[idx], y_train[idx], step)
             step += 1
@@ -155,7 +158,7 @@ def _public_ports(top, name):
 
     Inputs are ``public_flat_rw`` (cocotb writes them), outputs ``public_flat_rd``: Verilator
     treats a public *writable* signal as set from outside at any time, so it evaluates the
-    logic that reads it on every evaluation (see :func:`_sim_top`), and an output port can be
+    logic that reads it on every evaluation (see :func:`~bitprop.sim.harness.registered_top`), and an output port can be
     the very register of the harness that drives it.
     """
     from amaranth.lib import wiring
@@ -167,63 +170,6 @@ def _public_ports(top, name):
         kind = "public_flat_rw" if flow == wiring.In else "public_flat_rd"
         lines.append(f'{kind} -module "{name}" -var "{port}"')
     return "\n".join(lines) + "\n"
-
-
-def _sim_top(host):
-    """Return ``host`` behind registered inputs and reset, for a faster Verilator model.
-
-    Verilator evaluates all logic in the fan-out of top-level inputs and of public writable
-    signals on *every* evaluation, that is on both clock edges, besides after the rising edge.
-    The Verilog computes every register's next value from ``rst``, and the harness's
-    ``out_take`` and state (all public with ``--public-depth 1``) reach the core's flow
-    control, so nearly the whole design ran three times per cycle. Here the top module holds
-    only the ports (made public alone, :func:`_public_ports`); one level down, each input
-    (``rst`` included) goes through a register before it reaches ``host``, so the design's
-    logic depends on state alone and runs once per cycle. :class:`~bitprop.sim.core_bench.
-    SimPort` writes the inputs at the falling edge, so ``host`` sees them at the same rising
-    edges as without the registers (same cycle counts); the core enters and leaves reset one
-    cycle later. The per-cycle model evaluation measured about half of what it was before.
-    """
-    from amaranth import ClockDomain, ClockSignal, Module, ResetSignal, Signal
-    from amaranth.hdl import DomainRenamer
-    from amaranth.lib import wiring
-
-    members = dict(host.signature.members.items())
-
-    class Registered(wiring.Component):
-        def __init__(self):
-            super().__init__(members)
-            self.rst = Signal()
-
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.host = inner = DomainRenamer("core")(host)
-            m.domains.core = ClockDomain("core", local=True)
-            rst_q = Signal(init=1, reset_less=True)
-            m.d.sync += rst_q.eq(self.rst)
-            m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")),
-                         ResetSignal("core").eq(rst_q)]
-            for port, member in members.items():
-                if member.flow == wiring.In:
-                    q = Signal.like(getattr(self, port), name=f"{port}_q", reset_less=True)
-                    m.d.sync += q.eq(getattr(self, port))
-                    m.d.comb += getattr(inner, port).eq(q)
-                else:
-                    m.d.comb += getattr(self, port).eq(getattr(inner, port))
-            return m
-
-    class SimTop(wiring.Component):
-        def __init__(self):
-            super().__init__(members)
-
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.regs = regs = Registered()
-            m.d.comb += regs.rst.eq(ResetSignal("sync"))
-            wiring.connect(m, wiring.flipped(self), regs)
-            return m
-
-    return SimTop()
 
 
 def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="verilator",
@@ -248,8 +194,10 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     """
     from bitprop.model.bits import pack
     from bitprop.rtl.plan import CorePlan
-    from bitprop.sim.harness import ChunkedHost
+    from bitprop.sim.harness import ChunkedHost, registered_top
+    from bitprop.rtl.core import TrainingCore
     from bitprop.sim.flow import run_cocotb
+    from bitprop.sim.native import NativePort, build as build_native
 
     cfg = cfg.replace(input_dim=data.x_train.shape[1], n_classes=data.n_classes)
     plan = CorePlan.from_config(cfg, batch_max=batch_max)
@@ -259,6 +207,9 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     if epochs < 1:
         raise ConfigError(f"epochs must be >= 1; got {epochs}")
     test_samples = min(int(test_samples), data.x_test.shape[0])
+    native = simulator == "native"
+    if native:
+        exe = build_native(TrainingCore(plan=plan), name=f"core_{plan.signature:08x}")
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "data.npz", x_train=pack(data.x_train[:samples]),
@@ -268,7 +219,16 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
                 "data": str(tmp / "data.npz"), "epochs": int(epochs),
                 "result": str(tmp / "result.json"), "check_every": int(check_every),
                 "chunk": CHUNK}
-        core = _sim_top(ChunkedHost(plan=plan, chunk=CHUNK))
+        if native:
+            t0 = time.perf_counter()
+            with NativePort(exe) as port:
+                result = run_host(port, spec)
+            wall = time.perf_counter() - t0
+            result.update(sim_cycles=int(port.cycles), sim_seconds=wall,
+                          sim_cycles_per_second=port.cycles / wall if wall > 0 else 0.0,
+                          simulator=simulator, wall_seconds=wall)
+            return result
+        core = registered_top(ChunkedHost(plan=plan, chunk=CHUNK))
         name = f"core_{plan.signature:08x}"
         t0 = time.perf_counter()
         error = None

