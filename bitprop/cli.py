@@ -193,6 +193,11 @@ def _add_core_args(p, *, hidden, rule):
     p.add_argument("--simulator", choices=("native", "verilator", "icarus"), default="native",
                    help="native: the Verilated core in a C++ harness behind a pipe (fastest); "
                         "verilator, icarus: cocotb on that simulator")
+    p.add_argument("--port", default=None,
+                   help="train on a board at this serial port instead of a simulator (the "
+                        "board programmed with `bitprop build --board` for the same "
+                        "configuration; needs pyserial)")
+    p.add_argument("--baud", type=int, default=115200, help="with --port (default 115200)")
     p.add_argument("--data-dir", default=None, help="where the dataset files are")
     p.add_argument("--json", default=None, help="write the results here")
 
@@ -214,7 +219,8 @@ def _core_run(args, *, check_every):
             raise ConfigError(f"--check-every must be >= 0; got {args.check_every}")
         check_every = args.check_every
     result = simulate(cfg, data, samples=args.samples, test_samples=args.test_samples,
-                      epochs=args.epochs, simulator=args.simulator, check_every=check_every)
+                      epochs=args.epochs, simulator=args.simulator, check_every=check_every,
+                      serial=args.port, baud=args.baud)
     result["dataset"] = data.name
     return result
 
@@ -237,8 +243,9 @@ def _run_sim(args):
     print(f"cycles/sample {r['cycles_per_sample']:.1f} (ideal "
           f"{r['ideal_cycles_per_sample']:.1f}, ratio {r['cycles_over_ideal']:.2f}; without "
           f"the {r['load_cycles_per_sample']:.1f} of loading samples "
-          f"{r['compute_cycles_over_ideal']:.2f}); "
-          f"simulation {r['sim_cycles_per_second']:,.0f} cycles/s")
+          f"{r['compute_cycles_over_ideal']:.2f}); " + (
+              f"simulation {r['sim_cycles_per_second']:,.0f} cycles/s"
+              if "sim_cycles_per_second" in r else f"on the board at {r['board_port']}"))
     if args.json:
         _write_json(args.json, r)
     bad = r["mismatches"] + r["binary_mismatches"] + r["prediction_mismatches"] \
@@ -286,7 +293,10 @@ def _run_demo(args):
     r["projected_samples_per_second"] = (fmax * 1e6 / r["cycles_per_sample"]
                                          if fmax and r["cycles_per_sample"] else None)
     print(f"trained {r['samples']} samples of {r['dataset']} ({r['config']['rule']}, "
-          f"{'-'.join(map(str, r['plan']['sizes']))}) on the simulated core")
+          f"{'-'.join(map(str, r['plan']['sizes']))}) "
+          + (f"on the board at {args.port}, {r['samples'] / r['train_seconds']:,.0f} "
+             f"samples/s through the {args.baud}-baud link" if args.port
+             else "on the simulated core"))
     print(f"test accuracy {r['test_accuracy_device']:.2f} % on {r['test_samples']} samples "
           f"(golden model {r['test_accuracy_model']:.2f} %, "
           f"{r['prediction_mismatches']} differing predictions; "

@@ -233,8 +233,8 @@ def _map(family, width, depth, granularity, shared_address=False):
 def _role(name):
     """Name what a memory of the core holds (its instance names are in rtl/core.py)."""
     leaf = name.split(".")[0]
-    if leaf == "amem0":
-        return "input buffer"
+    if leaf == "amem":
+        return "activation buffers"
     prefix, index = re.fullmatch(r"(.*?)(\d*)", leaf).groups()
     roles = {"wmem": "binary weights", "hmem": "hidden weights", "amem": "activations a",
              "zmem": "pre-activations z", "dmem": "desired activations d",
@@ -656,8 +656,17 @@ def _utilisation(raw):
 # -- command line ------------------------------------------------------------------------------
 def add_arguments(parser):
     """Add the ``build`` options to ``parser``."""
-    parser.add_argument("--device", choices=tuple(DEVICES), default="up5k",
-                        help="target FPGA (default up5k)")
+    parser.add_argument("--device", choices=tuple(DEVICES), default=None,
+                        help="target FPGA (default up5k; with --board, the board's)")
+    parser.add_argument("--board", default=None,
+                        help="build a bitstream for this board: ulx3s-25, ulx3s-85 or "
+                             "icebreaker (the core behind its UART; see boards/board.py)")
+    parser.add_argument("--baud", type=_positive, default=115200,
+                        help="UART rate of the board's link (default 115200; 1000000 is "
+                             "exact on both boards' clocks)")
+    parser.add_argument("--bitstream", default=None,
+                        help="with --board, copy the bitstream here (default "
+                             "bitprop-BOARD.bit or .bin in the current folder)")
     parser.add_argument("--hidden", type=_widths, default=(75, 75),
                         help="hidden widths (default 75,75)")
     parser.add_argument("--input-dim", type=_positive, default=784,
@@ -727,8 +736,46 @@ def _summary(report):
     return "\n".join(lines)
 
 
+def _resolve_device(args):
+    """Set ``args.device`` from ``--board`` (refusing a different ``--device``) or default."""
+    if args.board is None:
+        args.device = args.device or "up5k"
+        return
+    from .board import BOARDS
+    if args.board not in BOARDS:
+        raise ConfigError(f"--board must be one of {', '.join(BOARDS)}; got {args.board!r}")
+    board_device = BOARDS[args.board].device
+    if args.device not in (None, board_device):
+        raise ConfigError(f"--board {args.board} carries {board_device}, not {args.device}")
+    args.device = board_device
+
+
+def _run_board(args, cfg, root):
+    from .board import BOARDS, build_board
+    target = args.bitstream or f"bitprop-{args.board}.{BOARDS[args.board].bitstream}"
+    try:
+        report = build_board(cfg, board=args.board, baud=args.baud, batch_max=args.batch_max,
+                             workdir=root, bitstream=target, seed=args.seed)
+    except FitError as e:
+        if args.json:
+            write_json(args.json, e.report)
+        raise
+    print(f"{args.board} ({report['part']}): Fmax {report['fmax_mhz']} MHz at the board's "
+          f"{report['clock_mhz']:g} MHz clock, UART {args.baud} baud (divisor "
+          f"{report['uart_divisor']})")
+    util = report["utilisation"]
+    print("  " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in util.items()
+                           if v.get("available") and v["used"]))
+    print(f"  bitstream {report['bitstream']} ({report['bitstream_bytes']:,} bytes); "
+          f"load it with: {report['program']}")
+    if args.json:
+        write_json(args.json, report)
+    return 0 if report["fits"] and report["meets_clock"] else 1
+
+
 def run(args):
     """Run ``bitprop build``; return the exit status (1: nextpnr could not place it)."""
+    _resolve_device(args)
     cfg = config_from_args(args)
     plan = CorePlan.from_config(cfg, batch_max=args.batch_max)
     if args.check_only:
@@ -753,6 +800,8 @@ def run(args):
         tmp = tempfile.TemporaryDirectory(prefix="bitprop-build-")
         root = Path(tmp.name)
     try:
+        if args.board:
+            return _run_board(args, cfg, root)
         report = build(cfg, device=args.device, batch_max=args.batch_max, workdir=root,
                        seed=args.seed, clock_mhz=args.clock_mhz, check_fit=not args.force)
     except FitError as e:

@@ -173,7 +173,7 @@ def _public_ports(top, name):
 
 
 def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="verilator",
-             batch_max=None, check_every=1, workdir=None):
+             batch_max=None, check_every=1, workdir=None, serial=None, baud=115200):
     """Run :func:`run_host` on the simulated core; return its result dict.
 
     Parameters
@@ -191,6 +191,9 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
         Batch buffer of the generated core (default ``cfg.batch``).
     check_every : int
         Read back and compare all weights every this many batches (0: after the last only).
+    serial : str, optional
+        Instead of a simulator, the serial port of a board programmed with this
+        configuration's bitstream (``bitprop build --board``), at ``baud``.
     """
     from bitprop.model.bits import pack
     from bitprop.rtl.plan import CorePlan
@@ -207,7 +210,7 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     if epochs < 1:
         raise ConfigError(f"epochs must be >= 1; got {epochs}")
     test_samples = min(int(test_samples), data.x_test.shape[0])
-    native = simulator == "native"
+    native = simulator == "native" and serial is None
     if native:
         exe = build_native(TrainingCore(plan=plan), name=f"core_{plan.signature:08x}")
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -219,6 +222,8 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
                 "data": str(tmp / "data.npz"), "epochs": int(epochs),
                 "result": str(tmp / "result.json"), "check_every": int(check_every),
                 "chunk": CHUNK}
+        if serial is not None:
+            return _on_board(spec, serial, baud)
         if native:
             t0 = time.perf_counter()
             with NativePort(exe) as port:
@@ -246,4 +251,21 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     result["wall_seconds"] = time.perf_counter() - t0
     if error and not result["mismatches"] and not result["prediction_mismatches"]:
         raise RuntimeError(f"the simulated run failed: {error}")
+    return result
+
+
+def _on_board(spec, serial, baud):
+    """Run :func:`run_host` on a board over its serial port (see ``boards/board.py``)."""
+    from bitprop.boards.board import LINK_MAX_PAYLOAD
+    from bitprop.boards.driver import FramePort
+    from bitprop.boards.link import Link, SerialTransport
+
+    transport = SerialTransport(serial, baud)
+    try:
+        t0 = time.perf_counter()
+        result = run_host(FramePort(Link(transport, max_payload=LINK_MAX_PAYLOAD)), spec)
+    finally:
+        transport.close()
+    result.update(simulator=None, board_port=serial, baud=baud,
+                  wall_seconds=time.perf_counter() - t0)
     return result
