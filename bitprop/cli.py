@@ -227,8 +227,9 @@ def _core_run(args, *, check_every):
 
 def _add_sim(sub):
     p = sub.add_parser("sim", help="train on the simulated core beside the golden model",
-                       description="Generate the training core, simulate it (cocotb + "
-                                   "Verilator), train it through the host driver and the "
+                       description="Generate the training core, simulate it (Verilator, "
+                                   "natively or under cocotb; or run it on a board with "
+                                   "--port), train it through the host driver and the "
                                    "golden model side by side, and compare every hidden "
                                    "weight after every batch.")
     _add_core_args(p, hidden=(35, 35), rule="local")

@@ -1,8 +1,10 @@
 """Whole training runs on the simulated core, side by side with the golden model.
 
-:func:`simulate` generates the core for a configuration, builds it for Verilator (or Icarus)
-through :mod:`bitprop.sim.flow`, and runs :func:`run_host` inside the simulation
-(:mod:`bitprop.sim.core_bench`): the host driver loads the golden model's initial weights
+:func:`simulate` generates the core for a configuration and runs :func:`run_host` against it:
+in this process through :class:`~bitprop.sim.native.NativePort` (the Verilated core in a C++
+harness; the default of ``bitprop sim``), inside a cocotb simulation on Verilator or Icarus
+(:mod:`bitprop.sim.flow`, :mod:`bitprop.sim.core_bench`), or on a board over its serial
+port (``serial=``). The host driver loads the golden model's initial weights
 and classifiers into the core, then for every mini-batch sets the run-time registers, streams
 the batch, trains the golden model on the same batch, reads back every hidden weight and the
 binary-weight memory and counts the differences. At the end both classify the test samples.
@@ -186,7 +188,9 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
         Training examples per epoch.
     epochs : int
         Passes over them.
-    simulator : {"verilator", "icarus"}
+    simulator : {"native", "verilator", "icarus"}
+        ``native``: the Verilated core in the C++ harness of :mod:`bitprop.sim.native`;
+        the others: cocotb on that simulator (the host program runs inside it).
     batch_max : int, optional
         Batch buffer of the generated core (default ``cfg.batch``).
     check_every : int
