@@ -190,9 +190,11 @@ def _add_core_args(p, *, hidden, rule):
                    help="read back and compare all weights every N batches (0: at the end "
                         "only; sim default 1, demo default 0). A read-back waits for the "
                         "background reinforcement sweep, so N = 1 also serialises it")
-    p.add_argument("--simulator", choices=("native", "verilator", "icarus"), default="native",
+    p.add_argument("--simulator", choices=("native", "native-serial", "verilator", "icarus"),
+                   default="native",
                    help="native: the Verilated core in a C++ harness behind a pipe (fastest); "
-                        "verilator, icarus: cocotb on that simulator")
+                        "native-serial: the same behind the board's UART link, through the "
+                        "host link stack; verilator, icarus: cocotb on that simulator")
     p.add_argument("--port", default=None,
                    help="train on a board at this serial port instead of a simulator (the "
                         "board programmed with `bitprop build --board` for the same "

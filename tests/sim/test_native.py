@@ -3,12 +3,15 @@
 
 import pytest
 
-from bitprop.boards.driver import Device
+from bitprop.boards.board import LINK_MAX_PAYLOAD
+from bitprop.boards.driver import FRAME_READ, Device
+from bitprop.boards.link import LinkError, encode_frame
+from bitprop.boards.top import SerialCore
 from bitprop.model.config import RunConfig
 from bitprop.rtl.core import TrainingCore
 from bitprop.rtl.plan import OP_READ, REGION_HIDDEN, CorePlan
 from bitprop.sim import native
-from bitprop.sim.session import simulate
+from bitprop.sim.session import SIM_UART_DIVISOR, simulate
 from tests.model.toys import toy_data
 
 pytestmark = pytest.mark.skipif(not native.available(),
@@ -27,11 +30,15 @@ def small():
     return plan, native.build(TrainingCore(plan=plan), name=f"core_{plan.signature:08x}")
 
 
-@pytest.mark.parametrize("rule", ["local", "bep"])
-def test_native_runs_match_the_model(rule):
+@pytest.mark.parametrize("rule, simulator", [
+    ("local", "native"), ("bep", "native"),
+    # The core behind the board's UART link, through Link and FramePort as a board is.
+    ("bep", "native-serial"),
+])
+def test_native_runs_match_the_model(rule, simulator):
     data = toy_data(seed=3, n=300, d=37, classes=3, flip=0.3)
     cfg = RunConfig(rule=rule, **_CFG)
-    result = simulate(cfg, data, samples=40, test_samples=30, epochs=2, simulator="native")
+    result = simulate(cfg, data, samples=40, test_samples=30, epochs=2, simulator=simulator)
     assert result["checks"] == 8
     assert result["mismatches"] == 0
     assert result["binary_mismatches"] == 0
@@ -71,3 +78,28 @@ def test_native_port_refuses_words_that_are_not_32_bit(small):
         port.close()
         with pytest.raises(RuntimeError, match="has exited"):
             port.exchange([0], 0)
+
+
+@pytest.fixture(scope="module")
+def small_serial(small):
+    """A built native simulation of the small core behind the UART link: (plan, exe)."""
+    plan, _ = small
+    device = SerialCore(plan=plan, divisor=SIM_UART_DIVISOR, max_payload=LINK_MAX_PAYLOAD)
+    return plan, native.build(device, name=f"serial_{plan.signature:08x}",
+                              uart_divisor=SIM_UART_DIVISOR)
+
+
+def test_simulated_board_survives_noise_on_the_wire(small_serial):
+    plan, exe = small_serial
+    with native.NativeUartTransport(exe) as wire:
+        assert wire.read(10, timeout=1e-4) == b""        # nothing sent: nothing comes back
+        # Garbage and a frame with a broken CRC: the device drops both without a reply.
+        bad = bytearray(encode_frame(FRAME_READ, 0, b"\x01\x00", max_payload=LINK_MAX_PAYLOAD))
+        bad[-1] ^= 0xFF
+        wire.write(b"\x00\x13\x37" + bytes(bad))
+        assert wire.read(10, timeout=1e-3) == b""
+        port = native.SerialSimPort(wire, max_payload=LINK_MAX_PAYLOAD)
+        assert Device(port, plan).check()["samples"] == 0   # the link still works
+        assert port.cycles > 0 and not port.link.decoder.errors and port.link.resends == 0
+        with pytest.raises(LinkError, match="exceeds the maximum"):
+            port.link.request(FRAME_READ, bytes(LINK_MAX_PAYLOAD + 1))
