@@ -206,6 +206,8 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     from bitprop.model.bits import pack
     from bitprop.rtl.plan import CorePlan
     from bitprop.sim.harness import ChunkedHost, registered_top
+    from bitprop.boards.board import LINK_MAX_PAYLOAD
+    from bitprop.boards.top import SerialCore
     from bitprop.rtl.core import TrainingCore
     from bitprop.sim.flow import run_cocotb
     from bitprop.sim.native import NativePort, NativeUartTransport, SerialSimPort
@@ -219,10 +221,9 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     if epochs < 1:
         raise ConfigError(f"epochs must be >= 1; got {epochs}")
     test_samples = min(int(test_samples), data.x_test.shape[0])
+    # Native builds happen here; cocotb builds inside run_cocotb; a board needs none.
     native = simulator in ("native", "native-serial") and serial is None
-    if simulator == "native-serial":
-        from bitprop.boards.board import LINK_MAX_PAYLOAD
-        from bitprop.boards.top import SerialCore
+    if native and simulator == "native-serial":
         device = SerialCore(plan=plan, divisor=SIM_UART_DIVISOR, max_payload=LINK_MAX_PAYLOAD)
         exe = build_native(device, name=f"serial_{plan.signature:08x}",
                            uart_divisor=SIM_UART_DIVISOR)
