@@ -27,6 +27,7 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +38,7 @@ from bitprop.model.errors import BitpropError, ConfigError
 from bitprop.rtl import synth
 from bitprop.rtl.plan import CorePlan
 
-from .build import DEVICES, FitError, _plan_dict, _utilisation, fit_check
+from .build import DEVICES, FitError, _plan_dict, _pnr_failure, _utilisation, fit_check
 from .top import SerialCore
 
 __all__ = ["BOARDS", "LINK_MAX_PAYLOAD", "Board", "BoardTop", "build_board", "uart_divisor"]
@@ -164,12 +165,18 @@ def build_board(cfg, *, board, baud=115200, batch_max=None, workdir, bitstream=N
     seed : int
         nextpnr placement seed.
 
+    Returns
+    -------
+    dict
+        The report; ``fits`` False with nextpnr's ``reason`` when it could not place the
+        design (no bitstream then).
+
     Raises
     ------
     FitError
         The fit check refused the plan for the board's FPGA.
     BitpropError
-        A tool is missing or failed (the message names its log).
+        A tool is missing, or Yosys failed (the message names the build folder).
     """
     if board not in BOARDS:
         raise ConfigError(f"board must be one of {', '.join(BOARDS)}; got {board!r}")
@@ -197,10 +204,16 @@ def build_board(cfg, *, board, baud=115200, batch_max=None, workdir, bitstream=N
             plan_ = platform.prepare(top, name=name,
                                      nextpnr_opts=f"--seed {seed} --report {name}.report.json")
             plan_.execute_local(str(work))
-        except Exception as error:       # the platform raises CalledProcessError and others
+        except subprocess.CalledProcessError as error:
             log = work / f"{name}.tim"
-            raise BitpropError(f"the {board} build failed ({type(error).__name__}: {error}); "
-                               f"logs in {work} (nextpnr: {log.name})") from error
+            if not log.is_file():       # Yosys failed, or nextpnr never started
+                raise BitpropError(f"the {board} build failed before place and route "
+                                   f"(exit {error.returncode}); logs in {work}") from error
+            reason, util = _pnr_failure(log)
+            report.update(fits=False, reason=reason, stage="place and route", log=str(log),
+                          utilisation=_utilisation({k: {"used": u, "available": a}
+                                                    for k, (u, a) in util.items()}))
+            return report
     out = work / f"{name}.{spec.bitstream}"
     if not out.is_file():
         raise BitpropError(f"the {board} build wrote no bitstream ({out})")

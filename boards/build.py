@@ -760,6 +760,11 @@ def _run_board(args, cfg, root):
         if args.json:
             write_json(args.json, e.report)
         raise
+    if not report["fits"]:
+        print(f"{args.board} ({report['part']}): does NOT fit: {report['reason']}")
+        if args.json:
+            write_json(args.json, report)
+        return 1
     print(f"{args.board} ({report['part']}): Fmax {report['fmax_mhz']} MHz at the board's "
           f"{report['clock_mhz']:g} MHz clock, UART {args.baud} baud (divisor "
           f"{report['uart_divisor']})")

