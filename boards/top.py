@@ -60,7 +60,7 @@ from amaranth.utils import ceil_log2
 from bitprop.boards.driver import FRAME_CMD, FRAME_READ
 from bitprop.boards.link import MAX_PAYLOAD, NACK
 from bitprop.rtl.core import RSP_LAYOUT, TrainingCore
-from bitprop.rtl.link import HEADER_LAYOUT, PAYLOAD_LAYOUT, SerialLink
+from bitprop.rtl.link import HEADER_LAYOUT, PAYLOAD_LAYOUT, SEND_LAYOUT, SerialLink
 from bitprop.rtl.params import check_int
 
 __all__ = ["FrameBridge", "SerialCore", "ERR_TYPE", "ERR_ALIGN", "ERR_READ_LENGTH"]
@@ -71,6 +71,31 @@ ERR_TYPE = 1
 ERR_ALIGN = 2
 #: NACK code: a ``FRAME_READ`` payload is not exactly 2 bytes.
 ERR_READ_LENGTH = 3
+
+
+#: Neither of the bridge's memories is ever read, in a cycle where its read data is used,
+#: at the address written in the same cycle: the command buffer is written only while
+#: receiving and read only while not; the ring's reader stays inside [tail, head) while the
+#: core writes at head, less than ``reply_depth`` ahead of tail. So what a read returns on
+#: such a collision does not matter, and Yosys need not emulate the read-old-data behaviour
+#: the iCE40 block RAM lacks (a register per data bit and the address comparison: about 70
+#: flip-flops for the two memories).
+_NO_RW_CHECK = {"no_rw_check": 1}
+
+
+def _registered_read(m, memory):
+    """Return ``(port, en, data)``: an asynchronous read port of ``memory`` and ``data``, its
+    output registered while ``en`` (a comb signal, 1 unless driven).
+
+    The same as a synchronous non-transparent read port, but in the form Yosys'
+    ``memory_dff`` folds into the block RAM: only that pass honours ``no_rw_check``.
+    """
+    port = memory.read_port(domain="comb")
+    en = Signal(init=1)
+    data = Signal(memory.shape)
+    with m.If(en):
+        m.d.sync += data.eq(port.data)
+    return port, en, data
 
 
 class FrameBridge(wiring.Component):
@@ -94,7 +119,7 @@ class FrameBridge(wiring.Component):
     rx_done, rx_ok : In(1)
         The receiver's header fields and verdict strobe.
     tx_header : Out(stream.Signature(HEADER_LAYOUT))
-    tx : Out(stream.Signature(8))
+    tx : Out(stream.Signature(SEND_LAYOUT))
         Reply frames to ``FrameTransmitter``.
     cmd : Out(stream.Signature(32))
         Command words to the core.
@@ -123,7 +148,7 @@ class FrameBridge(wiring.Component):
             "rx_done": In(1),
             "rx_ok": In(1),
             "tx_header": Out(stream.Signature(HEADER_LAYOUT)),
-            "tx": Out(stream.Signature(8)),
+            "tx": Out(stream.Signature(SEND_LAYOUT)),
             "cmd": Out(stream.Signature(32)),
             "rsp": In(stream.Signature(RSP_LAYOUT)),
         })
@@ -134,133 +159,133 @@ class FrameBridge(wiring.Component):
         depth = self.reply_depth
         pw = ceil_log2(depth) + 1              # ring pointers: one bit more than the address
 
-        m.submodules.payload = pmem = Memory(shape=32, depth=words, init=[])
+        m.submodules.payload = pmem = Memory(shape=32, depth=words, init=[],
+                                             attrs=_NO_RW_CHECK)
         p_wr = pmem.write_port(granularity=8)
-        p_rd = pmem.read_port()
-        m.submodules.ring = rmem = Memory(shape=32, depth=depth, init=[])
+        p_rd, p_en, p_data = _registered_read(m, pmem)
+        m.submodules.ring = rmem = Memory(shape=32, depth=depth, init=[], attrs=_NO_RW_CHECK)
         r_wr = rmem.write_port()
-        r_rd = rmem.read_port()
+        r_rd, _, r_data = _registered_read(m, rmem)
 
         # -- reply ring: the core writes at head; [tail, tail + last_n) is the last answer ------
         head = Signal(pw)
         tail = Signal(pw)
         last_n = Signal(range(min(words, depth) + 1))
         used = Signal(pw)
-        m.d.comb += [used.eq(head - tail), self.rsp.ready.eq(used < depth)]
+        # Addresses and data are driven unconditionally, only the enables are not (below too).
+        m.d.comb += [used.eq(head - tail), self.rsp.ready.eq(used < depth),
+                     r_wr.addr.eq(head[:pw - 1]), r_wr.data.eq(self.rsp.payload.data)]
         with m.If(self.rsp.valid & self.rsp.ready):
-            m.d.comb += [r_wr.addr.eq(head[:pw - 1]), r_wr.data.eq(self.rsp.payload.data),
-                         r_wr.en.eq(1)]
+            m.d.comb += r_wr.en.eq(1)
             m.d.sync += head.eq(head + 1)
 
         # -- receiving: payload bytes into the command buffer (only while idle) -----------------
+        # A good frame has delivered exactly ``length`` bytes, the first marked ``first``; so
+        # when all of them arrived while idle (``clean``), ``count`` equals its length, and the
+        # bridge needs no copy of the length field. A FRAME_READ's u16 is read back from the
+        # buffer.
         idle = Signal()
         count = Signal(range(self.max_payload + 1))
         clean = Signal()                       # the frame's bytes all arrived while idle
-        wanted = Signal(16)                    # first two payload bytes (FRAME_READ)
         m.d.comb += self.rx.ready.eq(1)
         byte = self.rx.payload
         index = Signal.like(count)
-        m.d.comb += index.eq(Mux(byte.first, 0, count))
+        m.d.comb += [index.eq(Mux(byte.first, 0, count)), p_wr.addr.eq(index[2:]),
+                     p_wr.data.eq(Cat(*[byte.data] * 4))]
         with m.If(self.rx.valid):
             with m.If(idle):
-                m.d.comb += [p_wr.addr.eq(index[2:]), p_wr.data.eq(Cat(*[byte.data] * 4)),
-                             p_wr.en.eq(Const(1, 4) << index[:2])]
+                m.d.comb += p_wr.en.eq(Const(1, 4) << index[:2])
                 m.d.sync += count.eq(index + 1)
                 with m.If(byte.first):
                     m.d.sync += clean.eq(1)
-                with m.If(index == 0):
-                    m.d.sync += wanted[:8].eq(byte.data)
-                with m.If(index == 1):
-                    m.d.sync += wanted[8:].eq(byte.data)
             with m.Else():
                 m.d.sync += clean.eq(0)
 
         # -- the request being executed ---------------------------------------------------------
-        f_type = Signal(8)
+        f_cmd = Signal()                       # its type is FRAME_CMD
+        f_read = Signal()                      # its type is FRAME_READ
         f_seq = Signal(8)
-        f_length = Signal(16)
-        f_whole = Signal()                     # every payload byte is in the buffer
         last_valid = Signal()                  # the last executed request: type and seq
-        last_type = Signal(8)
+        last_read = Signal()
         last_seq = Signal(8)
-        code = Signal(8)                       # NACK code
-        n_push = Signal(range(words + 1))
+        code = Signal(2)                       # NACK code
         p_ptr = Signal(range(words + 1))
-        have = Signal()                        # p_rd.data holds a word for cmd
+        have = Signal()                        # p_data holds a word for cmd
         r_ptr = Signal(pw)
         r_left = Signal(range(min(words, depth) + 1))
         b_index = Signal(2)
 
         hdr = self.tx_header.payload
-        duplicate = last_valid & (last_seq == f_seq) & (last_type == f_type)
+        duplicate = last_valid & (last_seq == f_seq) & (last_read == f_read)
 
-        def execute(kind):
+        def execute():
             """Record the request as the last executed one; release the last answer's words."""
-            m.d.sync += [last_valid.eq(1), last_type.eq(kind), last_seq.eq(f_seq),
+            m.d.sync += [last_valid.eq(1), last_read.eq(f_read), last_seq.eq(f_seq),
                          tail.eq(tail + last_n), last_n.eq(0)]
 
         def nack(value):
             m.d.sync += code.eq(value)
             m.next = "NACK"
 
-        with m.FSM():
+        step = Signal()                        # SEND: the last byte of a word is taken
+        with m.FSM() as fsm:
             with m.State("RECEIVE"):
                 m.d.comb += idle.eq(1)
                 with m.If(self.rx_done & self.rx_ok):
-                    m.d.sync += [f_type.eq(self.rx_type), f_seq.eq(self.rx_seq),
-                                 f_length.eq(self.rx_length),
-                                 f_whole.eq((self.rx_length == 0)
-                                            | (clean & (count == self.rx_length)))]
+                    m.d.sync += [f_cmd.eq(self.rx_type == FRAME_CMD),
+                                 f_read.eq(self.rx_type == FRAME_READ), f_seq.eq(self.rx_seq),
+                                 p_ptr.eq(0)]
+                    with m.If(self.rx_length == 0):
+                        m.d.sync += [count.eq(0), clean.eq(1)]
                     m.next = "DECODE"
             with m.State("DECODE"):
-                with m.If(~f_whole):
+                # The buffer's read port fetches word 0 (p_ptr is 0: a FRAME_READ's u16).
+                with m.If(~clean):
                     m.next = "RECEIVE"                  # partly dropped: the host resends
-                with m.Elif(f_type == FRAME_CMD):
-                    with m.If(f_length[:2] != 0):
+                with m.Elif(f_cmd):
+                    with m.If(count[:2] != 0):
                         nack(ERR_ALIGN)
                     with m.Elif(duplicate):
                         m.next = "ACK"
                     with m.Else():
-                        execute(FRAME_CMD)
-                        m.d.sync += [n_push.eq(f_length[2:]), p_ptr.eq(0), have.eq(0)]
+                        execute()
+                        m.d.sync += have.eq(0)
                         m.next = "PUSH"
-                with m.Elif(f_type == FRAME_READ):
-                    with m.If(f_length != 2):
+                with m.Elif(f_read):
+                    with m.If(count != 2):
                         nack(ERR_READ_LENGTH)
                     with m.Elif(duplicate):
                         m.d.sync += [r_ptr.eq(tail), r_left.eq(last_n)]
                         m.next = "ANSWER"
                     with m.Else():
-                        execute(FRAME_READ)
+                        execute()
                         m.next = "COUNT"
                 with m.Else():
                     nack(ERR_TYPE)
             with m.State("PUSH"):
                 load = ~have | self.cmd.ready
-                m.d.comb += [p_rd.addr.eq(p_ptr), p_rd.en.eq(load),
-                             self.cmd.valid.eq(have), self.cmd.payload.eq(p_rd.data)]
+                m.d.comb += [p_en.eq(load), self.cmd.valid.eq(have)]
                 with m.If(load):
-                    with m.If(p_ptr != n_push):
+                    with m.If(p_ptr != count[2:]):
                         m.d.sync += [p_ptr.eq(p_ptr + 1), have.eq(1)]
                     with m.Else():
                         m.d.sync += have.eq(0)
                         m.next = "ACK"
             with m.State("ACK"):
-                m.d.comb += [self.tx_header.valid.eq(1), hdr.type.eq(f_type | 0x80),
-                             hdr.seq.eq(f_seq), hdr.length.eq(0)]
+                m.d.comb += self.tx_header.valid.eq(1)
                 with m.If(self.tx_header.ready):
                     m.next = "RECEIVE"
             with m.State("NACK"):
-                m.d.comb += [self.tx_header.valid.eq(1), hdr.type.eq(NACK),
-                             hdr.seq.eq(f_seq), hdr.length.eq(1)]
+                m.d.comb += self.tx_header.valid.eq(1)
                 with m.If(self.tx_header.ready):
                     m.next = "NACK_CODE"
             with m.State("NACK_CODE"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(code)]
+                m.d.comb += self.tx.valid.eq(1)
                 with m.If(self.tx.ready):
                     m.next = "RECEIVE"
             with m.State("COUNT"):
                 # tail has moved past the previous answer; answer what is there now.
+                wanted = p_data[:16]
                 cap = Signal(16)
                 avail = Signal(pw)
                 n = Signal.like(r_left)
@@ -270,9 +295,7 @@ class FrameBridge(wiring.Component):
                 m.next = "ANSWER"
             with m.State("ANSWER"):
                 # The ring's read port fetches word r_ptr meanwhile (address held below).
-                m.d.comb += [self.tx_header.valid.eq(1), hdr.type.eq(f_type | 0x80),
-                             hdr.seq.eq(f_seq), hdr.length.eq(r_left << 2),
-                             r_rd.addr.eq(r_ptr[:pw - 1])]
+                m.d.comb += self.tx_header.valid.eq(1)
                 m.d.sync += b_index.eq(0)
                 with m.If(self.tx_header.ready):
                     with m.If(r_left == 0):
@@ -281,16 +304,29 @@ class FrameBridge(wiring.Component):
                         m.next = "SEND"
             with m.State("SEND"):
                 take = self.tx.ready
-                step = take & (b_index == 3)
-                m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.eq(r_rd.data.word_select(b_index, 8)),
-                             r_rd.addr.eq(Mux(step, r_ptr + 1, r_ptr)[:pw - 1])]
+                m.d.comb += [self.tx.valid.eq(1), step.eq(take & (b_index == 3))]
                 with m.If(take):
                     m.d.sync += b_index.eq(b_index + 1)
                 with m.If(step):
                     m.d.sync += [r_ptr.eq(r_ptr + 1), r_left.eq(r_left - 1)]
                     with m.If(r_left == 1):
                         m.next = "RECEIVE"
+
+        # Data and addresses are driven in every state (only valids and enables depend on the
+        # state): a value that is 0 outside some states costs a multiplexer per bit.
+        # An ACK answers a FRAME_CMD, an answer a FRAME_READ: the reply type follows from
+        # the request's. r_left is 0 except while answering, so it gives an ACK's and a
+        # NACK's length too.
+        m.d.comb += [hdr.type.eq(Mux(fsm.ongoing("NACK"), NACK,
+                                     Mux(f_cmd, FRAME_CMD | 0x80, FRAME_READ | 0x80))),
+                     hdr.seq.eq(f_seq), hdr.length.eq(Cat(fsm.ongoing("NACK"), 0, r_left)),
+                     p_rd.addr.eq(p_ptr), self.cmd.payload.eq(p_data),
+                     r_rd.addr.eq(Mux(step, r_ptr + 1, r_ptr)[:pw - 1]),
+                     self.tx.payload.data.eq(Mux(fsm.ongoing("NACK_CODE"), code,
+                                                 r_data.word_select(b_index, 8))),
+                     # a NACK's code byte, or the answer's last word's last byte
+                     self.tx.payload.last.eq(fsm.ongoing("NACK_CODE")
+                                             | ((r_left == 1) & (b_index == 3)))]
         return m
 
 

@@ -15,7 +15,7 @@ UartTx → tx pin``; the core must hold a frame's effects until ``done`` with ``
 the payload in its own buffer), because the CRC is known only at the end.
 """
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,8 +24,8 @@ from bitprop.boards.link import (CRC_BYTES, END, ESC, ESC_END, ESC_ESC, HEADER_B
 
 from .params import check_int
 
-__all__ = ["FrameReceiver", "FrameTransmitter", "UartRx", "UartTx", "SerialLink", "crc16_next",
-           "PAYLOAD_LAYOUT", "HEADER_LAYOUT"]
+__all__ = ["FrameReceiver", "FrameTransmitter", "UartRx", "UartTx", "SerialLink", "Crc16",
+           "PAYLOAD_LAYOUT", "HEADER_LAYOUT", "SEND_LAYOUT"]
 
 CRC_POLY = 0x1021
 
@@ -33,43 +33,65 @@ CRC_POLY = 0x1021
 PAYLOAD_LAYOUT = data.StructLayout({"data": 8, "first": 1, "last": 1})
 #: Frame header into :class:`FrameTransmitter`.
 HEADER_LAYOUT = data.StructLayout({"type": 8, "seq": 8, "length": 16})
+#: Payload bytes into :class:`FrameTransmitter`, ``last`` on a frame's last one.
+SEND_LAYOUT = data.StructLayout({"data": 8, "last": 1})
 
 
-def _crc_matrix():
-    """Return, per output bit of a byte-wise CRC step, the input bits it is the xor of.
+class Crc16(wiring.Component):
+    """CRC-16/CCITT-FALSE (``boards.link.crc16``), one bit per cycle.
 
-    Inputs 0–15 are the CRC register bits, 16–23 the data byte bits.
+    The link's bytes arrive and leave at UART speed (at least 40 cycles apart), so folding a
+    byte in over 8 cycles costs no throughput there, and a bit-serial step is a shift with
+    three xor taps (polynomial ``0x1021``) where a byte-wide step is an xor network of up to 9
+    inputs per bit.
+
+    Attributes
+    ----------
+    byte : In(8)
+        With ``start``: the next data byte.
+    start : In(1)
+        Fold ``byte`` in over the next 8 cycles. Only while not ``busy``.
+    clear : In(1)
+        Set ``crc`` back to ``0xFFFF`` (the initial value). Only while not ``busy``.
+    busy : Out(1)
+        A byte is being folded in; ``crc`` is final once this is low.
+    crc : Out(16)
+        The CRC of the bytes since reset or ``clear``.
     """
-    bits = [{k} for k in range(16)]
-    for k in range(8):
-        bits[8 + k] = bits[8 + k] ^ {16 + k}      # crc ^= byte << 8
-    for _ in range(8):
-        msb = bits[15]
-        bits = [set()] + bits[:15]                # crc <<= 1
-        for k in range(16):
-            if CRC_POLY >> k & 1:
-                bits[k] = bits[k] ^ msb
-    return [sorted(b) for b in bits]
 
+    def __init__(self):
+        super().__init__({
+            "byte": In(8),
+            "start": In(1),
+            "clear": In(1),
+            "busy": Out(1),
+            "crc": Out(16),
+        })
 
-_CRC_MATRIX = _crc_matrix()
-
-
-def crc16_next(crc, byte):
-    """Return the Amaranth expression of CRC-16/CCITT-FALSE after one more data byte.
-
-    A pure xor network (each output bit is the xor of at most 9 of the 24 input bits), the
-    byte-wise form of ``boards.link.crc16``.
-    """
-    inputs = Cat(crc, byte)
-    out = []
-    for taps in _CRC_MATRIX:
-        value = Const(0, 1)
-        for t in taps:
-            value = value ^ inputs[t]
-        out.append(value)
-    return Cat(*out)
-
+    def elaborate(self, platform):
+        m = Module()
+        # The byte, MSB first at the top, above a marker bit that shifts up behind it: the
+        # byte is done when only the marker is left (no bit counter needed). ``busy`` is a
+        # register of that (the next shift leaves a bit below the marker), to keep the
+        # stall it causes off the callers' long paths.
+        shreg = Signal(9)
+        # The CRC is held inverted, so that its initial value is all zeros: iCE40 flip-flops
+        # power up as 0, and Yosys would put inverters (LUTs) around ones that start as 1.
+        inverted = Signal(16)
+        feedback = Signal()
+        m.d.comb += [self.crc.eq(~inverted), feedback.eq(~inverted[15] ^ shreg[8])]
+        with m.If(self.start):
+            m.d.sync += [shreg.eq(Cat(Const(1, 1), self.byte)), self.busy.eq(1)]
+        with m.Elif(self.busy):
+            # crc = crc << 1 ^ (0x1021 if feedback else 0), on the inverted bits
+            m.d.sync += [
+                shreg.eq(Cat(Const(0, 1), shreg[:8])),
+                self.busy.eq(shreg[:7].any()),
+                inverted.eq(Cat(~feedback, inverted[:15]) ^ Mux(feedback, CRC_POLY & ~1, 0)),
+            ]
+        with m.If(self.clear):
+            m.d.sync += inverted.eq(0)
+        return m
 
 
 class _Kind(enum.Enum, shape=2):
@@ -118,8 +140,11 @@ class FrameReceiver(wiring.Component):
         2 LENGTH, 3 CRC, 4 ESCAPE, 5 OVERLONG).
 
     Latency 2 cycles from an accepted wire byte to its payload byte on ``o`` (or to ``done``
-    for an END): an unstuffing stage and a framing stage. Throughput one wire byte per cycle
-    (``i.ready = ~o.valid | o.ready``, a combinational path; both stages stall together).
+    for an END): an unstuffing stage and a framing stage. Both stages stall while ``o`` holds
+    a byte and for 8 cycles after the framing stage took a header or payload byte, while
+    :class:`Crc16` folds it in (``i.ready = ~o.valid & ~crc_busy``, registers only): one wire
+    byte per cycle between frames, about one per 9 cycles inside them (more while ``o`` is
+    not taken; a UART byte takes at least 40).
     After reset and after ``ESCAPE`` (not followed by END) or ``OVERLONG`` the receiver drops
     bytes until END.
     """
@@ -141,13 +166,18 @@ class FrameReceiver(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.crc = crc_unit = Crc16()
+        crc = crc_unit.crc
+        out_free = Signal()
         advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        m.d.comb += [out_free.eq(~self.o.valid | self.o.ready),
+                     advance.eq(~self.o.valid & ~crc_unit.busy), self.i.ready.eq(advance)]
 
         # -- stage 1: unstuff ------------------------------------------------------------------
         s1_valid = Signal()
         s1_kind = Signal(_Kind)
         s1_data = Signal(8)
+        m.d.comb += crc_unit.byte.eq(s1_data)   # unconditionally: no multiplexer
         escape = Signal()
         byte = self.i.payload
         with m.If(advance):
@@ -176,19 +206,17 @@ class FrameReceiver(wiring.Component):
         at_limit = Signal()           # count == limit, registered to keep it off the paths
         phase = Signal(_Phase)
         remaining = Signal(max(1, self.max_payload.bit_length()))
-        crc = Signal(16, init=0xFFFF)
-        crc_lo = Signal(8)
-        crc_match = Signal()
+        crc_match = Signal()          # the CRC bytes so far equal the computed CRC
         first = Signal()
         d = s1_data
 
         m.d.sync += self.done.eq(0)
-        with m.If(advance):
+        with m.If(out_free):
             m.d.sync += self.o.valid.eq(0)
 
         def restart():
-            m.d.sync += [count.eq(0), at_limit.eq(0), phase.eq(_Phase.HEADER),
-                         crc.eq(0xFFFF)]
+            m.d.sync += [count.eq(0), at_limit.eq(0), phase.eq(_Phase.HEADER)]
+            m.d.comb += crc_unit.clear.eq(1)
 
         def report(code):
             m.d.sync += [self.done.eq(1), self.reason.eq(code), self.ok.eq(code == 0)]
@@ -205,27 +233,23 @@ class FrameReceiver(wiring.Component):
                         m.d.sync += [count.eq(count + 1), at_limit.eq(count == limit - 1)]
                         with m.Switch(phase):
                             with m.Case(_Phase.HEADER):
-                                m.d.sync += crc.eq(crc16_next(crc, d))
-                                with m.Switch(count[:2]):
-                                    with m.Case(0):
-                                        m.d.sync += self.type.eq(d)
-                                    with m.Case(1):
-                                        m.d.sync += self.seq.eq(d)
-                                    with m.Case(2):
-                                        m.d.sync += self.length[:8].eq(d)
-                                    with m.Case(3):
-                                        full = Cat(self.length[:8], d)
-                                        m.d.sync += [self.length[8:].eq(d), first.eq(1),
-                                                     remaining.eq(full)]
-                                        with m.If(full > self.max_payload):
-                                            m.d.sync += phase.eq(_Phase.BAD)
-                                        with m.Elif(full == 0):
-                                            m.d.sync += phase.eq(_Phase.CRC0)
-                                        with m.Else():
-                                            m.d.sync += phase.eq(_Phase.PAYLOAD)
+                                m.d.comb += crc_unit.start.eq(1)
+                                # The header bytes shift in from the top: after four, each
+                                # field is in place (one enable for all, no decoding).
+                                m.d.sync += Cat(self.type, self.seq, self.length).eq(
+                                    Cat(self.seq, self.length, d))
+                                with m.If(count[:2] == 3):
+                                    full = Cat(self.length[8:], d)
+                                    m.d.sync += [first.eq(1), remaining.eq(full)]
+                                    with m.If(full > self.max_payload):
+                                        m.d.sync += phase.eq(_Phase.BAD)
+                                    with m.Elif(full == 0):
+                                        m.d.sync += phase.eq(_Phase.CRC0)
+                                    with m.Else():
+                                        m.d.sync += phase.eq(_Phase.PAYLOAD)
                             with m.Case(_Phase.PAYLOAD):
+                                m.d.comb += crc_unit.start.eq(1)
                                 m.d.sync += [
-                                    crc.eq(crc16_next(crc, d)),
                                     self.o.valid.eq(1),
                                     self.o.payload.data.eq(d),
                                     self.o.payload.first.eq(first),
@@ -235,10 +259,11 @@ class FrameReceiver(wiring.Component):
                                 ]
                                 with m.If(remaining == 1):
                                     m.d.sync += phase.eq(_Phase.CRC0)
+                            # The stall above has let the CRC unit finish the last byte.
                             with m.Case(_Phase.CRC0):
-                                m.d.sync += [crc_lo.eq(d), phase.eq(_Phase.CRC1)]
+                                m.d.sync += [crc_match.eq(d == crc[:8]), phase.eq(_Phase.CRC1)]
                             with m.Case(_Phase.CRC1):
-                                m.d.sync += [crc_match.eq(Cat(crc_lo, d) == crc),
+                                m.d.sync += [crc_match.eq(crc_match & (d == crc[8:])),
                                              phase.eq(_Phase.TAIL)]
                             with m.Case(_Phase.TAIL):
                                 m.d.sync += phase.eq(_Phase.BAD)
@@ -294,137 +319,137 @@ class FrameTransmitter(wiring.Component):
     Attributes
     ----------
     header : In(stream.Signature(HEADER_LAYOUT))
-        ``type`` (8), ``seq`` (8), ``length`` (16) of the next frame; accepted when idle.
-    i : In(stream.Signature(8))
-        Exactly ``length`` payload bytes per frame, taken as they are needed.
+        ``type`` (8), ``seq`` (8), ``length`` (16) of the next frame. A frame starts when
+        ``header`` is valid while idle; the header is read in place (it must stay valid and
+        unchanged, as a stream's payload does) and accepted with its last header byte.
+    i : In(stream.Signature(SEND_LAYOUT))
+        Exactly ``length`` payload bytes per frame, taken as they are needed, ``last`` on the
+        ``length``-th (it ends the payload: the transmitter counts nothing).
     o : Out(stream.Signature(8))
         Wire bytes (to :class:`UartTx`).
     busy : Out(1)
         A frame is being emitted (its last byte may still wait in ``o``).
 
     Two stages: a fetch stage walks the frame (opening END, header, payload, two CRC
-    placeholders, closing END) and registers one symbol per cycle with a precomputed "needs
-    an escape" flag; a stuffing stage updates the CRC, substitutes the CRC bytes and emits
-    ESC + ESC_END / ESC_ESC where needed. Latency 3 cycles from the header handshake to the
-    opening END on ``o``. Throughput one wire byte per cycle (a body byte ``0xC0`` / ``0xDB``
-    takes two), so ``length + 8 + escapes`` cycles per frame and 2 idle cycles between frames
-    when ``o`` and ``i`` never stall. The length is not limited here; the receiving side's
-    ``max_payload`` is. ``i.ready`` depends combinationally on ``o.ready``.
+    placeholders, closing END) and registers one symbol whenever the stuffing stage is empty;
+    the stuffing stage feeds header and payload bytes to :class:`Crc16`, substitutes the CRC
+    bytes and emits ESC + ESC_END / ESC_ESC where needed. Latency 3 cycles from
+    ``header.valid`` (while idle) to the opening END on ``o``. When ``o`` and ``i`` never
+    stall, a symbol follows the previous one after 2 cycles, but after a header or payload
+    byte only once the CRC has taken it in (9 cycles): about ``9 · (length + 4) + 8`` cycles
+    per frame, far less than its UART time (at least 40 cycles a byte). ``i.ready`` and
+    ``header.ready`` depend on registers only.
     """
 
     def __init__(self):
         super().__init__({
             "header": In(stream.Signature(HEADER_LAYOUT)),
-            "i": In(stream.Signature(8)),
+            "i": In(stream.Signature(SEND_LAYOUT)),
             "o": Out(stream.Signature(8)),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.crc = crc_unit = Crc16()
+        crc = crc_unit.crc
         # fetch stage
         phase = Signal(_TxPhase)
-        head = Signal(32)             # type, seq, length low, length high; shifted out
-        head_special = Signal(4)
-        head_index = Signal(2)
-        length_zero = Signal()
-        remaining = Signal(16)
+        head_index = Signal(2)        # header byte to fetch next
         # stuffing stage
         s_valid = Signal()
         s_kind = Signal(_Symbol)
         s_byte = Signal(8)
-        s_special = Signal()
-        crc = Signal(16, init=0xFFFF)
-        pending = Signal()
-        pending_byte = Signal(8)
+        pending = Signal()            # the second byte of an escape is due
+        pending_lsb = Signal()        # ... ESC_END (0) or ESC_ESC (1)
+        m.d.comb += crc_unit.byte.eq(s_byte)    # unconditionally: no multiplexer
 
         free = Signal()
         s_take = Signal()
         fetch = Signal()
+        hdr = self.header.payload
         m.d.comb += [
             free.eq(~self.o.valid | self.o.ready),
-            s_take.eq(free & ~pending & s_valid),
-            fetch.eq(~s_valid | s_take),
-            self.header.ready.eq(phase == _TxPhase.IDLE),
+            s_take.eq(free & ~pending & s_valid & ~crc_unit.busy),
+            fetch.eq(~s_valid),
+            self.header.ready.eq((phase == _TxPhase.HEADER) & fetch & (head_index == 3)),
             self.i.ready.eq((phase == _TxPhase.PAYLOAD) & fetch),
             self.busy.eq((phase != _TxPhase.IDLE) | s_valid | pending),
         ]
 
-        with m.If(self.header.valid & self.header.ready):
-            hdr = self.header.payload
-            fields = Cat(hdr.type, hdr.seq, hdr.length)
-            m.d.sync += [
-                head.eq(fields),
-                head_special.eq(Cat(*(_is_special(fields[8 * k:8 * k + 8])
-                                      for k in range(4)))),
-                head_index.eq(0),
-                length_zero.eq(hdr.length == 0),
-                remaining.eq(hdr.length),
-                phase.eq(_TxPhase.SOF),
-            ]
-
-        def emit(kind, byte=0, special=0):
-            m.d.sync += [s_valid.eq(1), s_kind.eq(kind), s_byte.eq(byte),
-                         s_special.eq(special)]
+        def emit(kind, byte=None):
+            m.d.sync += [s_valid.eq(1), s_kind.eq(kind)]
+            if byte is not None:      # else s_byte is not used: leave it (no multiplexer)
+                m.d.sync += s_byte.eq(byte)
 
         with m.If(s_take):
             m.d.sync += s_valid.eq(0)
-        with m.If(fetch):
-            with m.Switch(phase):
-                with m.Case(_TxPhase.SOF):
+        with m.Switch(phase):
+            with m.Case(_TxPhase.IDLE):
+                with m.If(self.header.valid):
+                    m.d.sync += [head_index.eq(0), phase.eq(_TxPhase.SOF)]
+            with m.Case(_TxPhase.SOF):
+                with m.If(fetch):
                     emit(_Symbol.DELIM)
                     m.d.sync += phase.eq(_TxPhase.HEADER)
-                with m.Case(_TxPhase.HEADER):
-                    emit(_Symbol.DATA, head[:8], head_special[0])
-                    m.d.sync += [head.eq(head[8:]), head_special.eq(head_special[1:]),
-                                 head_index.eq(head_index + 1)]
+            with m.Case(_TxPhase.HEADER):
+                with m.If(fetch & self.header.valid):
+                    emit(_Symbol.DATA, Cat(hdr.type, hdr.seq, hdr.length).word_select(
+                        head_index, 8))
+                    m.d.sync += head_index.eq(head_index + 1)
                     with m.If(head_index == 3):
-                        with m.If(length_zero):
+                        with m.If(hdr.length == 0):
                             m.d.sync += phase.eq(_TxPhase.CRC0)
                         with m.Else():
                             m.d.sync += phase.eq(_TxPhase.PAYLOAD)
-                with m.Case(_TxPhase.PAYLOAD):
-                    with m.If(self.i.valid):
-                        emit(_Symbol.DATA, self.i.payload, _is_special(self.i.payload))
-                        m.d.sync += remaining.eq(remaining - 1)
-                        with m.If(remaining == 1):
-                            m.d.sync += phase.eq(_TxPhase.CRC0)
-                with m.Case(_TxPhase.CRC0):
+            with m.Case(_TxPhase.PAYLOAD):
+                with m.If(fetch & self.i.valid):
+                    emit(_Symbol.DATA, self.i.payload.data)
+                    with m.If(self.i.payload.last):
+                        m.d.sync += phase.eq(_TxPhase.CRC0)
+            with m.Case(_TxPhase.CRC0):
+                with m.If(fetch):
                     emit(_Symbol.CRC0)
                     m.d.sync += phase.eq(_TxPhase.CRC1)
-                with m.Case(_TxPhase.CRC1):
+            with m.Case(_TxPhase.CRC1):
+                with m.If(fetch):
                     emit(_Symbol.CRC1)
                     m.d.sync += phase.eq(_TxPhase.EOF)
-                with m.Case(_TxPhase.EOF):
+            with m.Case(_TxPhase.EOF):
+                with m.If(fetch):
                     emit(_Symbol.DELIM)
                     m.d.sync += phase.eq(_TxPhase.IDLE)
 
-        def stuff(byte, special):
-            with m.If(special):
-                # END (0xC0, bit 0 clear) → ESC_END 0xDC; ESC (0xDB, bit 0 set) → ESC_ESC 0xDD
-                m.d.sync += [self.o.payload.eq(ESC), pending.eq(1),
-                             pending_byte.eq(Cat(byte[0], Const(ESC_END >> 1, 7)))]
-            with m.Else():
-                m.d.sync += self.o.payload.eq(byte)
+        # The byte the stuffing stage sends (the CRC is final: s_take waits for it).
+        body = Signal(8)
+        with m.Switch(s_kind):
+            with m.Case(_Symbol.DATA):
+                m.d.comb += body.eq(s_byte)
+            with m.Case(_Symbol.CRC0):
+                m.d.comb += body.eq(crc[:8])
+            with m.Case(_Symbol.CRC1):
+                m.d.comb += body.eq(crc[8:])
 
         with m.If(free):
             m.d.sync += self.o.valid.eq(0)
             with m.If(pending):
-                m.d.sync += [self.o.payload.eq(pending_byte), self.o.valid.eq(1),
-                             pending.eq(0)]
-            with m.Elif(s_valid):
+                # ESC_END 0xDC or ESC_ESC 0xDD
+                m.d.sync += [self.o.payload.eq(Cat(pending_lsb, Const(ESC_END >> 1, 7))),
+                             self.o.valid.eq(1), pending.eq(0)]
+            with m.Elif(s_take):
                 m.d.sync += self.o.valid.eq(1)
-                with m.Switch(s_kind):
-                    with m.Case(_Symbol.DELIM):
-                        m.d.sync += self.o.payload.eq(END)
-                    with m.Case(_Symbol.DATA):
-                        m.d.sync += crc.eq(crc16_next(crc, s_byte))
-                        stuff(s_byte, s_special)
-                    with m.Case(_Symbol.CRC0):
-                        stuff(crc[:8], _is_special(crc[:8]))
-                    with m.Case(_Symbol.CRC1):
-                        stuff(crc[8:], _is_special(crc[8:]))
-                        m.d.sync += crc.eq(0xFFFF)
+                with m.If(s_kind == _Symbol.DELIM):
+                    m.d.sync += self.o.payload.eq(END)
+                with m.Elif(_is_special(body)):
+                    # END (0xC0, bit 0 clear) → ESC ESC_END; ESC (0xDB, bit 0 set) → ESC ESC_ESC
+                    m.d.sync += [self.o.payload.eq(ESC), pending.eq(1),
+                                 pending_lsb.eq(body[0])]
+                with m.Else():
+                    m.d.sync += self.o.payload.eq(body)
+                with m.If(s_kind == _Symbol.DATA):
+                    m.d.comb += crc_unit.start.eq(1)
+                with m.If(s_kind == _Symbol.CRC1):
+                    m.d.comb += crc_unit.clear.eq(1)
         return m
 
 
@@ -605,7 +630,7 @@ class SerialLink(wiring.Component):
             "ok": Out(1),
             "reason": Out(3),
             "header": In(stream.Signature(HEADER_LAYOUT)),
-            "i": In(stream.Signature(8)),
+            "i": In(stream.Signature(SEND_LAYOUT)),
             "busy": Out(1),
             "framing_error": Out(1),
             "overrun": Out(1),

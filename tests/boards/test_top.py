@@ -124,7 +124,7 @@ def one(replies, seq):
     return replies[0]
 
 
-SETTLE = 80
+SETTLE = 400          # the longest reply (8 words) takes about 9 cycles per body byte
 
 
 def test_commands_reads_and_resends():
@@ -155,12 +155,13 @@ def test_refused_requests_execute_nothing():
         (encode_frame(FRAME_CMD, 0, b"\x01\x02\x03\x04\x05"), 0, SETTLE),
         (encode_frame(FRAME_READ, 1, b"\x08"), 0, SETTLE),
         (bad_type, 0, SETTLE),
+        (encode_frame(FRAME_READ, 5, b""), 0, SETTLE),     # after a 4-byte payload
         (read(4, 8), 0, SETTLE),
     ])
-    for k, code in enumerate((ERR_ALIGN, ERR_READ_LENGTH, ERR_TYPE)):
-        nack = one(r[k], [0, 1, 3][k])
+    for k, code in enumerate((ERR_ALIGN, ERR_READ_LENGTH, ERR_TYPE, ERR_READ_LENGTH)):
+        nack = one(r[k], [0, 1, 3, 5][k])
         assert nack.type == NACK and nack.payload == bytes([code])
-    assert words_of(one(r[3], 4)) == []
+    assert words_of(one(r[4], 4)) == []
 
 
 def test_damaged_and_overlapping_frames_are_dropped():

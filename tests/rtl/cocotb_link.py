@@ -88,7 +88,7 @@ async def transmitter_matches_encode_frame(dut):
                link_cases.payload(rng, int(rng.integers(0, PARAMS["max_payload"] + 1))))
               for _ in range(PARAMS["frames"] // 2)]
     expected = b"".join(link.encode_frame(t, s, p) for t, s, p in frames)
-    payload = b"".join(p for _t, _s, p in frames)
+    payload = link_cases.send_stream(frames)
     out = bytearray()
     hdr, pay, idle = 0, 0, 0
     while idle < 20:
@@ -100,7 +100,8 @@ async def transmitter_matches_encode_frame(dut):
         dut.tx__header__valid.value = int(h_valid)
         i_valid = pay < len(payload) and rng.random() < 0.8
         dut.tx__i__valid.value = int(i_valid)
-        dut.tx__i__payload.value = payload[pay] if i_valid else 0
+        data, last = payload[pay] if i_valid else (0, 0)
+        dut.tx__i__payload.value = data | last << 8           # SEND_LAYOUT
         ready = rng.random() < 0.8
         dut.tx__o__ready.value = int(ready)
         await ReadOnly()

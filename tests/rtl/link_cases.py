@@ -19,6 +19,13 @@ def payload(rng, n):
     return data.tobytes()
 
 
+def send_stream(frames):
+    """The payload bytes of ``frames`` [(type, seq, payload)] as FrameTransmitter takes them:
+    ``(data, last)`` per byte, ``last`` on each frame's last byte."""
+    return [(byte, int(k == len(data) - 1)) for _t, _s, data in frames
+            for k, byte in enumerate(data)]
+
+
 def _body_frame(body):
     return bytes([link.END]) + link.stuff(body) + bytes([link.END])
 

@@ -12,15 +12,15 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.hdl import UnusedElaboratable
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from bitprop.boards import link
-from bitprop.rtl.link import (FrameReceiver, FrameTransmitter, SerialLink, UartRx, UartTx,
-                              crc16_next)
+from bitprop.rtl.link import (Crc16, FrameReceiver, FrameTransmitter, SerialLink, UartRx,
+                              UartTx)
 from bitprop.sim import flow
 from tests.rtl import link_cases
 
@@ -79,7 +79,7 @@ def run_transmitter(dut, frames, rng, *, p_valid=0.8, p_ready=0.8):
     out = bytearray()
 
     async def bench(ctx):
-        hdr_pos, pay_pos, payload_bytes, idle = 0, 0, b"".join(f[2] for f in frames), 0
+        hdr_pos, pay_pos, payload_bytes, idle = 0, 0, link_cases.send_stream(frames), 0
         while idle < 20:
             h_valid = hdr_pos < len(frames) and rng.random() < p_valid
             if hdr_pos < len(frames):
@@ -88,7 +88,8 @@ def run_transmitter(dut, frames, rng, *, p_valid=0.8, p_ready=0.8):
             ctx.set(dut.header.valid, h_valid)
             i_valid = pay_pos < len(payload_bytes) and rng.random() < p_valid
             ctx.set(dut.i.valid, i_valid)
-            ctx.set(dut.i.payload, payload_bytes[pay_pos] if i_valid else 0)
+            byte, last = payload_bytes[pay_pos] if i_valid else (0, 0)
+            ctx.set(dut.i.payload, {"data": byte, "last": last})
             ready = rng.random() < p_ready
             ctx.set(dut.o.ready, ready)
             h_took = h_valid and ctx.get(dut.header.ready)
@@ -155,22 +156,29 @@ def test_receiver_validates_max_payload():
              r"max_payload must be an integer in \[0, 65535\]; got 65536")
 
 
-def test_crc16_next_matches_model():
-    crc, byte, out = Signal(16), Signal(8), Signal(16)
-    m = Module()
-    m.d.comb += out.eq(crc16_next(crc, byte))
+def test_crc16_matches_model():
+    """Random bytes through Crc16, with clears between runs: busy for 8 cycles per byte."""
+    dut = Crc16()
     rng = np.random.default_rng(5)
-    cases = [(int(c), int(b)) for c, b in zip(rng.integers(0, 1 << 16, 200),
-                                               rng.integers(0, 256, 200))]
+    runs = [link_cases.payload(rng, int(n)) for n in rng.integers(0, 12, 20)]
 
     async def bench(ctx):
-        for c, b in cases:
-            ctx.set(crc, c)
-            ctx.set(byte, b)
-            assert ctx.get(out) == link.crc16(bytes([b]), c)
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
+        for data in runs:
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            assert ctx.get(dut.crc) == 0xFFFF
+            for byte in data:
+                ctx.set(dut.byte, byte)
+                ctx.set(dut.start, 1)
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                for _ in range(8):
+                    assert ctx.get(dut.busy)
+                    await ctx.tick()
+                assert not ctx.get(dut.busy)
+            assert ctx.get(dut.crc) == link.crc16(data)
+    _sim(dut, bench)
 
 
 # -- FrameTransmitter --------------------------------------------------------------------------
@@ -189,8 +197,9 @@ def test_transmitter_matches_encode_frame(seed, p_valid, p_ready):
                             for t, s, p in frames)
 
 
-def test_transmitter_full_speed_is_one_byte_per_cycle():
-    """With o always ready, the frame's wire bytes leave on consecutive cycles."""
+def test_transmitter_full_speed_timing():
+    """With o always ready: the opening END 3 cycles after ``header.valid``, then the
+    bytes at the pace of the fetch stage and the CRC."""
     dut = FrameTransmitter()
     data = bytes([1, link.END, 2, link.ESC, 3])
     expected = link.encode_frame(5, 6, data)
@@ -200,22 +209,29 @@ def test_transmitter_full_speed_is_one_byte_per_cycle():
         ctx.set(dut.o.ready, 1)
         ctx.set(dut.header.payload, {"type": 5, "seq": 6, "length": len(data)})
         ctx.set(dut.header.valid, 1)
-        await ctx.tick()
-        ctx.set(dut.header.valid, 0)
         pos = 0
-        for cycle in range(len(expected) + 5):
+        for cycle in range(9 * len(expected)):
             ctx.set(dut.i.valid, pos < len(data))
-            ctx.set(dut.i.payload, data[pos] if pos < len(data) else 0)
+            ctx.set(dut.i.payload, {"data": data[pos] if pos < len(data) else 0,
+                                    "last": pos == len(data) - 1})
             if ctx.get(dut.o.valid):
                 cycles.append((cycle, ctx.get(dut.o.payload)))
+            h_took = ctx.get(dut.header.ready)
             took = ctx.get(dut.i.ready) and pos < len(data)
             await ctx.tick()
             pos += took
+            if h_took:
+                ctx.set(dut.header.valid, 0)
     _sim(dut, bench)
     assert bytes(b for _, b in cycles) == expected
-    first = cycles[0][0]
-    assert [c for c, _ in cycles] == list(range(first, first + len(expected)))
-    assert first == 2   # the opening END 3 cycles after the header handshake
+    gaps = [b - a for (a, _), (b, _) in zip(cycles, cycles[1:])]
+    # END, 4 header bytes, 0x01, ESC ESC_END, 0x02, ESC ESC_ESC, 0x03, CRC 0xF9 0x18, END:
+    # a symbol 2 cycles after the previous one (the fetch stage refills the stuffing stage
+    # once it is empty), a body byte 9 cycles after a header or payload byte (the CRC's 8
+    # cycles; 8 after its escape byte, which goes out during them).
+    assert expected.hex(" ") == "c0 05 06 05 00 01 db dc 02 db dd 03 f9 18 c0"
+    assert cycles[0][0] == 3
+    assert gaps == [2] + [9] * 5 + [1, 8, 9, 1, 8, 9, 2, 2], gaps
 
 
 # -- UART --------------------------------------------------------------------------------------
@@ -318,7 +334,7 @@ def _serial_link_events(dut, frames, line_bits, cycles):
 
     async def bench(ctx):
         collected, hdr, pay = [], 0, 0
-        payload_bytes = b"".join(f[2] for f in frames)
+        payload_bytes = link_cases.send_stream(frames)
         ctx.set(dut.o.ready, 1)
         for cycle in range(cycles):
             if line_bits is None:
@@ -330,7 +346,8 @@ def _serial_link_events(dut, frames, line_bits, cycles):
                 ctx.set(dut.header.payload, {"type": t, "seq": q, "length": len(p)})
             ctx.set(dut.header.valid, hdr < len(frames))
             ctx.set(dut.i.valid, pay < len(payload_bytes))
-            ctx.set(dut.i.payload, payload_bytes[pay] if pay < len(payload_bytes) else 0)
+            byte, last = payload_bytes[pay] if pay < len(payload_bytes) else (0, 0)
+            ctx.set(dut.i.payload, {"data": byte, "last": last})
             h_took = hdr < len(frames) and ctx.get(dut.header.ready)
             i_took = pay < len(payload_bytes) and ctx.get(dut.i.ready)
             if ctx.get(dut.o.valid):
