@@ -240,7 +240,7 @@ def _role(name):
              "zmem": "pre-activations z", "dmem": "desired activations d",
              "labels": "labels", "heads": "record heads", "records": "records",
              "beats": "update beat FIFO", "wback": "sign write-back FIFO",
-             "gmem": "BEP gates g", "rowcache": "update row cache"}
+             "gmem": "BEP gates g"}
     if prefix in roles:
         return roles[prefix] + index
     return name

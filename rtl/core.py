@@ -59,7 +59,7 @@ The driver (:mod:`bitprop.boards.driver`) speaks it; on a board the words travel
 of :mod:`bitprop.boards.link`.
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -80,6 +80,51 @@ RSP_LAYOUT = data.StructLayout({"data": 32, "last": 1})
 
 def _bits(n):
     return max(1, int(n).bit_length())
+
+
+#: Bits of one block RAM that the activation buffers are sliced for (ECP5 ``DP16KD``).
+_BLOCK_BITS = 16384
+
+
+class _Port:
+    """The signals of a memory port (``addr``, ``en``, ``data``), as ``Memory`` ports have."""
+
+    def __init__(self, addr_width, en_width, data_width):
+        self.addr, self.en, self.data = Signal(addr_width), Signal(en_width), Signal(data_width)
+
+
+class _SlicedMemory(Elaboratable):
+    """A memory of ``width``-bit words kept as slices of ``slice_width`` bits and full depth.
+
+    One synchronous read port ``rd`` and one write port ``wr`` (one enable per
+    ``granularity`` bits), which behave as those of one :class:`Memory` of the whole width.
+    A memory deeper than one block RAM holds at its width is built by Yosys from several
+    block RAMs behind a read-data multiplexer (the activation buffer's read through it
+    limited Fmax); a slice narrow enough to hold the whole depth in one block RAM needs none.
+    """
+
+    def __init__(self, *, width, depth, granularity, slice_width):
+        assert width % slice_width == 0
+        self.width, self.depth = width, depth
+        self.granularity, self.slice_width = granularity, slice_width
+        aw = ceil_log2(depth)
+        self.rd = _Port(aw, 1, width)
+        self.wr = _Port(aw, width // granularity, width)
+
+    def elaborate(self, platform):
+        m = Module()
+        w, g = self.slice_width, self.granularity
+        for i in range(self.width // w):
+            mem = Memory(shape=w, depth=self.depth, init=[])
+            m.submodules[f"s{i}"] = mem
+            rd = mem.read_port()
+            wr = mem.write_port(granularity=g if g < w else None)
+            m.d.comb += [rd.addr.eq(self.rd.addr), rd.en.eq(self.rd.en),
+                         self.rd.data[i * w:(i + 1) * w].eq(rd.data),
+                         wr.addr.eq(self.wr.addr), wr.data.eq(self.wr.data[i * w:(i + 1) * w]),
+                         wr.en.eq(self.wr.en[i * w // g:(i + 1) * w // g] if g < w
+                                  else self.wr.en[i * w // g])]
+        return m
 
 
 class TrainingCore(wiring.Component):
@@ -166,16 +211,28 @@ class TrainingCore(wiring.Component):
         w_rd = wmem.read_port()
         w_wr = wmem.write_port(granularity=LANES)
         # Activation buffers: a[0] the inputs, a[l] the input of layer l (per sample of the
-        # batch, for the update records), a[L] the last layer's output (one sample).
-        a_rd, a_wr, a_depth = [], [], []
-        for k in range(L + 1):
-            depth = (p.batch_max if k < L else 1) * p.words(k)
-            mem = Memory(shape=SIMD, depth=depth, init=[])
-            m.submodules[f"amem{k}"] = mem
-            a_rd.append(mem.read_port())
-            a_wr.append(mem.write_port(granularity=PE))
-            a_depth.append(depth)
-        abw = _bits(max(a_depth))
+        # batch, for the update records), a[L] the last layer's output (one sample). They are
+        # regions of one memory (a[k] from word `a_region[k]` on; every base held in the
+        # sample-base registers and the records is an address of that memory), so that no
+        # multiplexer chooses among buffers behind the block RAMs: the engine and the update
+        # walker each read one buffer at a time, and the host writes a[0] only while the
+        # engine is idle. The memory is sliced into the widest power-of-two slices whose whole
+        # depth fits one block RAM, so that no read-data multiplexer chooses among depth
+        # ranges either (both limited Fmax: the input buffer alone, 2,500 words deep at batch
+        # 100, was five DP16KD behind one). 784-75-75 at batch 100: eight 4-bit slices of
+        # 2,803 words in eight DP16KD, where the separate buffers took seven and LUT RAM.
+        a_depth = [(p.batch_max if k < L else 1) * p.words(k) for k in range(L + 1)]
+        a_region = [sum(a_depth[:k]) for k in range(L + 1)]
+        a_total = sum(a_depth)
+        sw = SIMD
+        while sw > 1 and sw * a_total > _BLOCK_BITS:
+            sw //= 2
+        if sw * a_total > _BLOCK_BITS:
+            sw = SIMD                   # too deep for any slice: one memory, multiplexed
+        m.submodules.amem = amem = _SlicedMemory(width=SIMD, depth=a_total, granularity=PE,
+                                                 slice_width=sw)
+        a_rd, a_wr = amem.rd, amem.wr
+        abw = _bits(a_total)
         z_rd, z_wr, d_rd, d_wr = [], [], [], []
         # BEP: the back-projection through W_l reads the gates of layer l (one bit per unit,
         # formed as the engine writes z_l) and d_l through ports of its own, so that it runs
@@ -198,32 +255,38 @@ class TrainingCore(wiring.Component):
                                             init=[])
         lab_rd, lab_wr = lmem.read_port(), lmem.write_port()
         # Update records: per layer, a per-unit list head and the records (input-buffer base
-        # of the sample, sign, next record).
+        # of the sample, sign, next record). One memory holds the update walker's row cache
+        # (words 0 .. batch_max − 1, see the walker) and then the records of layer l from
+        # `rec_region[l]` on (pointers are addresses of it), so that the walker reads both
+        # with no multiplexer behind the block RAM (one memory per layer and the cache,
+        # chosen by layer and phase, limited Fmax). Selections append only while no walk
+        # runs, and the walk reads one record at a time, list or cache.
         rec_bits = [_bits(r) for r in p.records_max]
-        h_rd, h_wr, r_rd, r_wr = [], [], [], []
-        rec_layouts = []
+        rec_region = [p.batch_max + sum(p.records_max[:l]) for l in range(L)]
+        rec_depth = p.batch_max + sum(p.records_max)
+        rbw = _bits(rec_depth)
+        h_rd, h_wr = [], []
         for l in range(L):
-            lay = data.StructLayout({"abase": abw, "sign": 1, "has_next": 1,
-                                     "next": rec_bits[l]})
-            rec_layouts.append(lay)
-            hm = Memory(shape=data.StructLayout({"valid": 1, "ptr": rec_bits[l]}),
-                        depth=widths[l], init=[])
-            rm = Memory(shape=lay, depth=p.records_max[l], init=[])
-            m.submodules[f"heads{l}"], m.submodules[f"records{l}"] = hm, rm
+            hm = Memory(shape=data.StructLayout({"valid": 1, "ptr": rbw}), depth=widths[l],
+                        init=[])
+            m.submodules[f"heads{l}"] = hm
             h_rd.append(hm.read_port())
             h_wr.append(hm.write_port())
-            r_rd.append(rm.read_port())
-            r_wr.append(rm.write_port())
+        m.submodules.records = rm = Memory(
+            shape=data.StructLayout({"abase": abw, "sign": 1, "has_next": 1, "next": rbw}),
+            depth=rec_depth, init=[])
+        r_rd, r_wr = rm.read_port(), rm.write_port()
         rcount = Array(Signal(rec_bits[l] + 1, name=f"rcount{l}") for l in range(L))
 
         # Default: every read port idle-enabled, every write port off.
-        for port in ([w_rd, lab_rd] + a_rd + z_rd + d_rd + h_rd + r_rd + list(g_rd.values())
+        for port in ([w_rd, lab_rd, a_rd, r_rd] + z_rd + d_rd + h_rd + list(g_rd.values())
                      + list(db_rd.values())):
             m.d.comb += port.en.eq(1)
 
         # -- per-sample state ---------------------------------------------------------------------
         label = Signal(range(p.n_classes))
-        abase = Array(Signal(abw, name=f"abase{k}") for k in range(L))   # this sample's bases
+        # This sample's buffer bases (addresses of `amem`).
+        abase = Array(Signal(abw, name=f"abase{k}") for k in range(L))
         trig = Signal(L)
         live = Signal()
         pred = Signal(range(p.n_classes))
@@ -238,7 +301,7 @@ class TrainingCore(wiring.Component):
         # ========================================================================================
         n_mat = len(mats)
         mi = Signal(range(n_mat))
-        infer = Signal()            # infer mode: every buffer base is 0
+        infer = Signal()            # infer mode (every sample base stays its region's start)
         c_base = Array(Const(mt.base, _bits(p.binary_depth)) for mt in mats)
         c_depth = Array(Const(mt.depth, _bits(p.binary_depth)) for mt in mats)
         c_words = Array(Const(mt.words, _bits(max_words)) for mt in mats)
@@ -262,13 +325,15 @@ class TrainingCore(wiring.Component):
         e_res = Signal(16)
         e_wait_score = Signal()
         src_base = Signal(abw)
+        # The activation word's address `src_base + e_c`, counted in a register of its own:
+        # no adder before the activation memory's address inputs (it limited Fmax).
+        e_aaddr = Signal(abw)
         dst_base = Signal(abw)
         m.d.comb += e_busy.eq(e_start | e_pend | e_wait_score)
         # Issue stage.
         iss_valid = Signal()
         iss_first = Signal()
         iss_last = Signal()
-        src = c_src[mi]
         with m.If(e_start):
             m.d.sync += [mi.eq(e_arg), e_run.eq(1), e_pend.eq(1), e_addr.eq(c_base[e_arg]),
                          e_left.eq(c_depth[e_arg]), e_c.eq(0), e_res.eq(0),
@@ -279,36 +344,32 @@ class TrainingCore(wiring.Component):
             with m.Switch(k_src):
                 for k in range(L + 1):
                     with m.Case(k):
-                        m.d.comb += sb.eq(abase[k] if k < L else 0)
+                        m.d.comb += sb.eq(abase[k] if k < L else a_region[L])
             with m.Switch(c_layer[e_arg]):
                 for l in range(L):
                     with m.Case(l):
-                        m.d.comb += db.eq(abase[l + 1] if l + 1 < L else 0)
-            m.d.sync += [src_base.eq(Mux(infer, 0, sb)), dst_base.eq(Mux(infer, 0, db))]
+                        m.d.comb += db.eq(abase[l + 1] if l + 1 < L else a_region[L])
+            m.d.sync += [src_base.eq(sb), dst_base.eq(db), e_aaddr.eq(sb)]
         m.d.comb += iss_valid.eq(e_run)
         with m.If(e_run):
             m.d.comb += [iss_first.eq(e_c == 0), iss_last.eq(e_c == c_words[mi] - 1)]
             m.d.sync += [e_addr.eq(e_addr + 1), e_left.eq(e_left - 1),
-                         e_c.eq(Mux(iss_last, 0, e_c + 1))]
+                         e_c.eq(Mux(iss_last, 0, e_c + 1)),
+                         e_aaddr.eq(Mux(iss_last, src_base, e_aaddr + 1))]
             with m.If(e_left == 1):
                 m.d.sync += e_run.eq(0)
         # Read ports are driven below by a phase mux; the engine's addresses:
         eng_w_addr = e_addr
-        eng_a_addr = src_base + e_c
+        eng_a_addr = e_aaddr
         # Data stage (memory latency 1).
         d_valid, d_first, d_last = Signal(), Signal(), Signal()
         m.d.sync += [d_valid.eq(iss_valid), d_first.eq(iss_first), d_last.eq(iss_last)]
-        a_data = Signal(SIMD)
-        with m.Switch(src):
-            for k in range(L + 1):
-                with m.Case(k):
-                    m.d.comb += a_data.eq(a_rd[k].data)
-        # Memory stage: the words are registered before the array (the activation buffer is
-        # several block RAMs behind a multiplexer: that path limited Fmax).
+        # Memory stage: the words are registered as they leave the block RAMs, before the
+        # array (their clock-to-output time leaves no room for logic in the same cycle).
         q_valid, q_first, q_last = Signal(), Signal(), Signal()
         q_act, q_mask, q_w = Signal(SIMD), Signal(SIMD), Signal(PE * SIMD)
         m.d.sync += [q_valid.eq(d_valid), q_first.eq(d_first), q_last.eq(d_last),
-                     q_act.eq(a_data), q_w.eq(w_rd.data),
+                     q_act.eq(a_rd.data), q_w.eq(w_rd.data),
                      q_mask.eq(Mux(d_last, c_tail[mi], Const((1 << SIMD) - 1, SIMD)))]
         m.d.comb += [
             arr.valid.eq(q_valid), arr.first.eq(q_first), arr.last.eq(q_last),
@@ -346,17 +407,16 @@ class TrainingCore(wiring.Component):
                                            & ((res_group << lg_pe) + r < widths[l]))
                 m.d.comb += [g_wr[l].addr.eq(res_group), g_wr[l].data.eq(gate),
                              g_wr[l].en.eq(hit)]
-            k = l + 1
-            m.d.comb += [
-                a_wr[k].addr.eq(dst_base + (res_group >> ceil_log2(spw) if spw > 1
-                                            else res_group)),
-                a_wr[k].data.eq(arr.sign.replicate(spw)),
-            ]
-            with m.If(hit):
-                if spw > 1:
-                    m.d.comb += a_wr[k].en.eq(1 << res_group[:ceil_log2(spw)])
-                else:
-                    m.d.comb += a_wr[k].en.eq(1)
+        # The signs of a hidden layer's results → its output buffer a[l+1] (`dst_base`).
+        m.d.comb += [
+            a_wr.addr.eq(dst_base + (res_group >> ceil_log2(spw) if spw > 1 else res_group)),
+            a_wr.data.eq(arr.sign.replicate(spw)),
+        ]
+        with m.If(arr.out_valid & ~c_isq[mi]):
+            if spw > 1:
+                m.d.comb += a_wr.en.eq(1 << res_group[:ceil_log2(spw)])
+            else:
+                m.d.comb += a_wr.en.eq(1)
 
         # ========================================================================================
         # Desired activation from a classifier row: d[l] ← row `label` of Q_l (c words).
@@ -376,10 +436,19 @@ class TrainingCore(wiring.Component):
         m.d.comb += cp_busy.eq(cp_start | cp_run | cp_valid | cp2_valid)
         q_base = Array(Const(p.classifier_matrix(l).base if (p.rule == "local" or l == L - 1)
                              else 0, _bits(p.binary_depth)) for l in range(L))
+        # The first word of the label's row, per layer, registered from `label` (set in state
+        # SAMPLE, at least one engine job before any copy) through a table of the row
+        # groups' addresses: no multiplier (a DSP block) on the way to `cp_addr` (it limited
+        # Fmax).
+        cp_row_addr = Array(Signal(len(cp_addr), name=f"cp_row_addr{l}") for l in range(L))
+        for l in range(L):
+            rows = Array(Const(q_base[l].value + g * p.words(l + 1), len(cp_addr))
+                         for g in range(-(-p.n_classes // PE)))
+            m.d.sync += cp_row_addr[l].eq(rows[label >> lg_pe])
         with m.If(cp_start):
             qw = Array(Const(p.words(l + 1), 16) for l in range(L))[cp_arg]
             m.d.sync += [cp_layer.eq(cp_arg), cp_run.eq(1), cp_c.eq(0), cp_words.eq(qw),
-                         cp_addr.eq(q_base[cp_arg] + (label >> lg_pe) * qw),
+                         cp_addr.eq(cp_row_addr[cp_arg]),
                          cp_lane.eq(label & (PE - 1) if PE > 1 else 0)]
         cp_issue = Signal()
         with m.If(cp_run):
@@ -388,12 +457,13 @@ class TrainingCore(wiring.Component):
             with m.If(cp_c == cp_words - 1):
                 m.d.sync += cp_run.eq(0)
         m.d.sync += [cp_valid.eq(cp_issue), cp_col.eq(cp_c)]
-        # The row is registered before the d memory (the binary weights are several block
-        # RAMs behind a multiplexer: that path limited Fmax).
+        # The row's lane is taken from the engine's register of the binary-weight word
+        # (`q_w`, loaded every cycle), not from the block RAMs' outputs: their clock-to-output
+        # time leaves no room for the lane multiplexer (that path limited Fmax).
         cp2_col = Signal(16)
         cp_row = Signal(SIMD)
-        m.d.sync += [cp2_valid.eq(cp_valid), cp2_col.eq(cp_col),
-                     cp_row.eq(w_rd.data.word_select(cp_lane, SIMD))]
+        m.d.sync += [cp2_valid.eq(cp_valid), cp2_col.eq(cp_col)]
+        m.d.comb += cp_row.eq(q_w.word_select(cp_lane, SIMD))
 
         # ========================================================================================
         # Back-projection (BEP): d[l] ← sign(W_{l+1}ᵀ · (g ⊙ d[l+1])), one column block a pass.
@@ -530,18 +600,21 @@ class TrainingCore(wiring.Component):
         with m.If(ap_wait):
             m.d.sync += [ap_wait.eq(0), rcount[s_layer].eq(rcount[s_layer] + 1)]
         s_h_addr = sel.o.payload.index
+        ap_ptr = Signal(rbw)        # the new record's address
         for l in range(L):
+            with m.If(s_layer == l):
+                m.d.comb += ap_ptr.eq(rec_region[l] + rcount[l])
             with m.If(ap_wait & (s_layer == l)):
                 m.d.comb += [
-                    r_wr[l].addr.eq(rcount[l]),
-                    r_wr[l].data.abase.eq(s_abase),
-                    r_wr[l].data.sign.eq(ap_sign),
-                    r_wr[l].data.has_next.eq(h_rd[l].data.valid),
-                    r_wr[l].data.next.eq(h_rd[l].data.ptr),
-                    r_wr[l].en.eq(1),
+                    r_wr.addr.eq(ap_ptr),
+                    r_wr.data.abase.eq(s_abase),
+                    r_wr.data.sign.eq(ap_sign),
+                    r_wr.data.has_next.eq(h_rd[l].data.valid),
+                    r_wr.data.next.eq(h_rd[l].data.ptr),
+                    r_wr.en.eq(1),
                     h_wr[l].addr.eq(ap_unit),
                     h_wr[l].data.valid.eq(1),
-                    h_wr[l].data.ptr.eq(rcount[l]),
+                    h_wr[l].data.ptr.eq(ap_ptr),
                     h_wr[l].en.eq(1),
                 ]
 
@@ -555,7 +628,7 @@ class TrainingCore(wiring.Component):
         u_phase = Signal(3)
         u_j = Signal(16)
         u_c = Signal(16)
-        u_ptr = Signal(max(rec_bits))
+        u_ptr = Signal(rbw)
         u_hrow = Signal(haw)            # hidden address of the row's first word
         u_wrow = Signal(_bits(p.binary_depth))  # binary-weight address of the row's group
         u_rowlane = Signal(range(PE))
@@ -586,15 +659,9 @@ class TrainingCore(wiring.Component):
         w2_c = Signal(16)
         w2_wb = Signal(wb_layout.size)
         w1_c = Signal(16)
-        rec_abase, rec_sign, rec_has_next, rec_next = (Signal(abw), Signal(), Signal(),
-                                                        Signal(max(rec_bits)))
-        with m.Switch(u_layer):
-            for l in range(L):
-                with m.Case(l):
-                    m.d.comb += [rec_abase.eq(r_rd[l].data.abase), rec_sign.eq(r_rd[l].data.sign),
-                                 rec_has_next.eq(r_rd[l].data.has_next),
-                                 rec_next.eq(r_rd[l].data.next)]
-        head_valid, head_ptr = Signal(), Signal(max(rec_bits))
+        rec_abase, rec_sign = r_rd.data.abase, r_rd.data.sign
+        rec_has_next, rec_next = r_rd.data.has_next, r_rd.data.next
+        head_valid, head_ptr = Signal(), Signal(rbw)
         with m.Switch(u_layer):
             for l in range(L):
                 with m.Case(l):
@@ -602,21 +669,18 @@ class TrainingCore(wiring.Component):
         room = beats.level < beats.depth - 6      # five beats may be in flight
         # A row's records are a linked list; the walk follows it once, for the row's first
         # word, at one record per three cycles (every address from a register), and copies
-        # each record into the row cache; the row's other words replay the cache at one record
-        # a cycle from a counter. No memory output feeds a memory address.
-        m.submodules.rowcache = cm = Memory(
-            shape=data.StructLayout({"abase": abw, "sign": 1}), depth=p.batch_max, init=[])
-        c_rd, c_wr = cm.read_port(), cm.write_port()
+        # each record into the row cache (the first words of the record memory; the copy's
+        # `has_next` marks the row's last record); the row's other words replay the cache at
+        # one record a cycle from a counter. No memory output feeds a memory address.
         cw = _bits(p.batch_max)
         u_n = Signal(cw + 1)        # records of the row (cached)
         u_rk = Signal(cw + 1)       # the replay's record
         u_go = Signal()             # the walk may read record `u_ptr`
         u_issue = Signal()          # a record is read this cycle (list or cache)
         w1_cache = Signal()         # stage 1 holds a cache record (else a list record)
-        w1_klast = Signal()         # ... the row's last record
         wr_list = Signal()          # stage 2 holds a list record
         wr_has_next = Signal()
-        wr_next = Signal(max(rec_bits))
+        wr_next = Signal(rbw)
         with m.If(u_start):
             m.d.sync += [u_phase.eq(1), u_j.eq(0), u_hrow.eq(hbase), u_wrow.eq(wbase),
                          u_rowlane.eq(0)]
@@ -664,8 +728,7 @@ class TrainingCore(wiring.Component):
                           & (beats.level == 0) & ~upd.busy & (wback.level == 0)
                           & ~beats.r_rdy):
                     m.d.sync += u_phase.eq(0)
-        m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c), w1_cache.eq(u_phase == 5),
-                     w1_klast.eq(u_rk == u_n - 1)]
+        m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c), w1_cache.eq(u_phase == 5)]
         # Clear the head of a row once read (phase 2), ready for the next batch.
         for l in range(L):
             with m.If((u_phase == 2) & (u_layer == l)):
@@ -679,14 +742,13 @@ class TrainingCore(wiring.Component):
         wr_c = Signal(16)
         wr_wb = Signal(wb_layout.size)
         m.d.sync += [wr_valid.eq(w1_valid), wr_list.eq(w1_valid & ~w1_cache),
-                     wr_sign.eq(Mux(w1_cache, c_rd.data.sign, rec_sign)),
-                     wr_last.eq(Mux(w1_cache, w1_klast, ~rec_has_next)),
-                     wr_abase.eq(Mux(w1_cache, c_rd.data.abase, rec_abase)),
+                     wr_sign.eq(rec_sign), wr_last.eq(~rec_has_next), wr_abase.eq(rec_abase),
                      wr_has_next.eq(rec_has_next), wr_next.eq(rec_next),
                      wr_addr.eq(u_hrow + w1_c), wr_c.eq(w1_c)]
-        m.d.comb += [c_rd.addr.eq(u_rk), c_rd.en.eq(1),
-                     c_wr.addr.eq(u_n), c_wr.data.abase.eq(wr_abase),
-                     c_wr.data.sign.eq(wr_sign), c_wr.en.eq(wr_valid & wr_list)]
+        with m.If(wr_valid & wr_list):
+            m.d.comb += [r_wr.addr.eq(u_n), r_wr.data.abase.eq(wr_abase),
+                         r_wr.data.sign.eq(wr_sign), r_wr.data.has_next.eq(wr_has_next),
+                         r_wr.en.eq(1)]
         m.d.sync += [w2_valid.eq(wr_valid), w2_sign.eq(wr_sign), w2_last.eq(wr_last),
                      w2_addr.eq(wr_addr), w2_c.eq(wr_c)]
         u_a_addr = wr_abase + (wr_c >> ceil_log2(lpw) if lpw > 1 else wr_c)
@@ -697,13 +759,10 @@ class TrainingCore(wiring.Component):
                                 if lpw > 1 else u_rowlane),
                      wbv.tail.eq(w1_c == rw - 1)]
         m.d.sync += [wr_wb.eq(wb_word), w2_wb.eq(wr_wb)]
-        # Stage 2b: the activation word, registered as it leaves the block RAMs (the buffer is
-        # several of them behind a multiplexer: that path limited Fmax).
+        # Stage 2b: the activation word, registered as it leaves the block RAMs (their
+        # clock-to-output time leaves no room for logic in the same cycle).
         a_word = Signal(SIMD)
-        with m.Switch(u_layer):
-            for l in range(L):
-                with m.Case(l):
-                    m.d.sync += a_word.eq(a_rd[l].data)
+        m.d.sync += a_word.eq(a_rd.data)
         w2b_sign, w2b_last = Signal(), Signal()
         w2b_addr = Signal(haw)
         w2b_c = Signal(16)
@@ -788,6 +847,7 @@ class TrainingCore(wiring.Component):
         hdr_arg = Signal(8)
         hdr_count = Signal(16)
         hdr_last = Signal(16)       # count − 1, registered: keeps subtractors off the FSM
+        hdr_hidden = Signal()       # arg is the hidden-weight region, registered likewise
         addr = Signal(32)
         word_ix = Signal(8)
         wpw_w = p.host_words(PE * SIMD)
@@ -803,10 +863,10 @@ class TrainingCore(wiring.Component):
         m.d.comb += [self.rsp.valid.eq(rsp_valid), self.rsp.payload.data.eq(rsp_data),
                      self.rsp.payload.last.eq(rsp_last)]
         rsp_done = self.rsp.ready & rsp_valid
-        read_buf = Signal(32 * max(wpw_w, wpw_h))
+        read_buf = Signal(32 * wpw_h)   # a hidden-weight word read by the host
+        w_words = Signal(32 * wpw_w)    # the binary-weight word at `addr` (`q_w`)
         out_ix = Signal(8)
         h_host = Signal()      # the host owns the hidden-weight port
-        host_h_addr = Signal(haw)
         host_h_wen = Signal()
         host_h_ren = Signal()
         host_w_raddr = Signal(_bits(p.binary_depth))
@@ -819,14 +879,10 @@ class TrainingCore(wiring.Component):
         # Read-port address phase mux (engine / copy / bp / select / walker / host).
         # The engine reads its source buffer; the walker reads a[l] one cycle after the
         # record (from its registered fields, `u_a_addr`).
-        for k in range(L + 1):
-            addr_k = Signal(len(a_rd[k].addr), name=f"a_raddr{k}")
-            with m.If(e_run):
-                m.d.comb += addr_k.eq(eng_a_addr)
-            if k < L:
-                with m.If(wr_valid & (u_layer == k)):
-                    m.d.comb += addr_k.eq(u_a_addr)
-            m.d.comb += a_rd[k].addr.eq(addr_k)
+        with m.If(e_run):
+            m.d.comb += a_rd.addr.eq(eng_a_addr)
+        with m.If(wr_valid):
+            m.d.comb += a_rd.addr.eq(u_a_addr)
         with m.If(cp_run):
             m.d.comb += w_rd.addr.eq(cp_addr)
         with m.Elif(e_run):
@@ -840,11 +896,20 @@ class TrainingCore(wiring.Component):
             with m.If(s_layer == l):
                 m.d.comb += [z_rd[l].addr.eq(s_z_addr), d_rd[l].addr.eq(s_d_addr),
                              z_rd[l].en.eq(advance), d_rd[l].en.eq(advance)]
-            m.d.comb += [h_rd[l].addr.eq(Mux(u_phase == 1, u_j, s_h_addr)),
-                         r_rd[l].addr.eq(u_ptr)]
-        # Hidden-weight port: the host or the update block.
-        with m.If(h_host & (sw_state == 0)):
-            m.d.comb += [hmem.port.addr.eq(host_h_addr), hmem.port.r_en.eq(host_h_ren),
+            m.d.comb += h_rd[l].addr.eq(Mux(u_phase == 1, u_j, s_h_addr))
+        m.d.comb += r_rd.addr.eq(Mux(u_phase == 5, u_rk, u_ptr))
+        # Hidden-weight port: the host or the update block. The choice follows `h_host` one
+        # cycle late, from a register: decoded from the sequencer's state it reached the
+        # address inputs of every hidden-weight block RAM too late (that path limited Fmax).
+        # The host reads or writes only in states entered from host states, and the update
+        # block works only in training states entered from non-host ones or sweeps
+        # (`sw_state`), so the late choice never takes the port from either.
+        h_host_q = Signal()
+        m.d.sync += h_host_q.eq(h_host)
+        with m.If(h_host_q & (sw_state == 0)):
+            # The host's address is `addr` in every state (it matters only with an enable):
+            # no state decoding before the block RAMs' address inputs.
+            m.d.comb += [hmem.port.addr.eq(addr), hmem.port.r_en.eq(host_h_ren),
                          hmem.port.w_en.eq(host_h_wen),
                          hmem.port.w_data.eq(asm[:p.hidden_width])]
         with m.Else():
@@ -863,11 +928,13 @@ class TrainingCore(wiring.Component):
             m.d.comb += [w_wr.addr.eq(addr), w_wr.data.eq(asm[:PE * SIMD]),
                          w_wr.en.eq((1 << (PE * lpw)) - 1)]
 
-        # Host input word → a[0] / labels.
+        # Host input word → a[0] (region 0: its addresses are the sample base's) / labels.
+        # The engine is idle while the host loads samples: the write port is the host's.
         x_wen = Signal()
-        m.d.comb += a_wr[0].addr.eq(abase[0] + x_word)
+        x_data = Signal(SIMD)
         with m.If(x_wen):
-            m.d.comb += a_wr[0].en.eq((1 << spw) - 1 if spw > 1 else 1)
+            m.d.comb += [a_wr.addr.eq(abase[0] + x_word), a_wr.data.eq(x_data),
+                         a_wr.en.eq((1 << spw) - 1 if spw > 1 else 1)]
         lab_wen = Signal()
         m.d.comb += [lab_wr.addr.eq(sample), lab_wr.data.eq(cmd_word), lab_wr.en.eq(lab_wen),
                      lab_rd.addr.eq(sample)]
@@ -910,6 +977,7 @@ class TrainingCore(wiring.Component):
                 with m.If(take):
                     m.d.sync += [hdr_op.eq(cmd_word[:8]), hdr_arg.eq(cmd_word[8:16]),
                                  hdr_count.eq(cmd_word[16:]), hdr_last.eq(cmd_word[16:] - 1),
+                                 hdr_hidden.eq(cmd_word[8:16] == REGION_HIDDEN),
                                  word_ix.eq(0),
                                  sample.eq(0), x_word.eq(0)]
                     with m.Switch(cmd_word[:8]):
@@ -921,11 +989,11 @@ class TrainingCore(wiring.Component):
                             m.d.sync += [n_correct.eq(0),
                                          cyc_start.eq(cycles), training.eq(1)]
                             for k in range(L):
-                                m.d.sync += abase[k].eq(0)
+                                m.d.sync += abase[k].eq(a_region[k])
                             m.next = "LABEL"
                         with m.Case(OP_INFER):
                             for k in range(L):
-                                m.d.sync += abase[k].eq(0)
+                                m.d.sync += abase[k].eq(a_region[k])
                             m.d.sync += infer.eq(1)
                             m.next = "X"
                         with m.Case(OP_STATUS):
@@ -965,7 +1033,7 @@ class TrainingCore(wiring.Component):
                         m.next = "RISSUE"
             with m.State("WDATA"):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
-                wpw = Mux(hdr_arg == REGION_HIDDEN, wpw_h, wpw_w)
+                wpw = Mux(hdr_hidden, wpw_h, wpw_w)
                 with m.If(take):
                     word_to_asm()
                     with m.If(word_ix == wpw - 1):
@@ -976,7 +1044,7 @@ class TrainingCore(wiring.Component):
             with m.State("WCOMMIT"):
                 # asm holds the word, its last host word highest: shift it down into place.
                 m.d.comb += h_host.eq(1)
-                wpw = Mux(hdr_arg == REGION_HIDDEN, wpw_h, wpw_w)
+                wpw = Mux(hdr_hidden, wpw_h, wpw_w)
                 total = max(wpw_w, wpw_h, wpw_x)
                 with m.Switch(wpw):
                     for n in set((wpw_w, wpw_h)):
@@ -985,11 +1053,11 @@ class TrainingCore(wiring.Component):
                 m.next = "WWRITE"
             with m.State("WWRITE"):
                 m.d.comb += h_host.eq(1)
-                with m.If((hdr_arg == REGION_HIDDEN) & sw_active):
+                with m.If((hdr_hidden) & sw_active):
                     pass                # the hidden weights are being swept: wait
                 with m.Else():
-                    with m.If(hdr_arg == REGION_HIDDEN):
-                        m.d.comb += [host_h_addr.eq(addr), host_h_wen.eq(1)]
+                    with m.If(hdr_hidden):
+                        m.d.comb += host_h_wen.eq(1)
                     with m.Else():
                         m.d.comb += host_w_wen.eq(1)
                     m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
@@ -999,20 +1067,24 @@ class TrainingCore(wiring.Component):
                         m.next = "WDATA"
             with m.State("RISSUE"):
                 m.d.comb += [h_host.eq(1), host_w_raddr.eq(addr)]
-                with m.If(~((hdr_arg == REGION_HIDDEN) & sw_active)):
-                    m.d.comb += [host_h_addr.eq(addr),
-                                 host_h_ren.eq(hdr_arg == REGION_HIDDEN)]
+                with m.If(~((hdr_hidden) & sw_active)):
+                    m.d.comb += host_h_ren.eq(hdr_hidden)
                     m.next = "RLATCH"
             with m.State("RLATCH"):
                 m.d.comb += [h_host.eq(1), host_w_raddr.eq(addr)]
-                m.d.sync += [read_buf.eq(Mux(hdr_arg == REGION_HIDDEN, hmem.port.r_data,
-                                             w_rd.data)), out_ix.eq(0)]
+                m.d.sync += [read_buf.eq(hmem.port.r_data), out_ix.eq(0)]
                 m.next = "RSEND"
             with m.State("RSEND"):
-                m.d.comb += h_host.eq(1)
-                wpw = Mux(hdr_arg == REGION_HIDDEN, wpw_h, wpw_w)
+                # A binary-weight word is sent from the engine's register `q_w`, which holds
+                # it while the address stays `addr`; only a hidden-weight word is latched.
+                # Each register loads straight from its block RAMs (a multiplexer between
+                # them and one register limited Fmax).
+                m.d.comb += [h_host.eq(1), host_w_raddr.eq(addr), w_words.eq(q_w)]
+                wpw = Mux(hdr_hidden, wpw_h, wpw_w)
                 m.d.comb += [self.rsp.valid.eq(1),
-                             self.rsp.payload.data.eq(read_buf.word_select(out_ix, 32)),
+                             self.rsp.payload.data.eq(Mux(hdr_hidden,
+                                                          read_buf.word_select(out_ix, 32),
+                                                          w_words.word_select(out_ix, 32))),
                              self.rsp.payload.last.eq((out_ix == wpw - 1) & (left == 1))]
                 with m.If(self.rsp.ready):
                     with m.If(out_ix == wpw - 1):
@@ -1052,14 +1124,14 @@ class TrainingCore(wiring.Component):
                         # below this one; write it in this cycle.
                         total = max(wpw_w, wpw_h, wpw_x)
                         parts = [asm[32 * (total - wpw_x + 1):]] if wpw_x > 1 else []
-                        m.d.comb += [a_wr[0].data.eq(Cat(*parts, cmd_word)[:SIMD]),
+                        m.d.comb += [x_data.eq(Cat(*parts, cmd_word)[:SIMD]),
                                      x_wen.eq(1)]
                         m.d.sync += [word_ix.eq(0), x_word.eq(x_word + 1)]
                         with m.If(x_word == p.words(0) - 1):
                             with m.If(infer):
                                 m.next = "I0"
                             with m.Elif(sample == hdr_last):
-                                m.d.sync += [sample.eq(0), abase[0].eq(0)]
+                                m.d.sync += [sample.eq(0), abase[0].eq(a_region[0])]
                                 m.next = "SNEXT"
                             with m.Else():
                                 m.d.sync += [sample.eq(sample + 1),
