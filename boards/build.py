@@ -415,10 +415,17 @@ def fit_check(plan, device, *, search_batch=True):
     problems = []
     block = resources["block_ram"]
     if block["need"] > block["capacity"]:
-        listed = [m for m in memories if m.mapped_to in _BLOCK_CELLS and m.cells]
-        parts = ", ".join(f"{m.role} {m.width}x{m.depth} {m.cells}" for m in listed[:6])
+        # Memories of one role and shape (the slices of one sliced memory) are one entry.
+        groups = {}
+        for m in memories:
+            if m.mapped_to in _BLOCK_CELLS and m.cells:
+                groups.setdefault((m.role, m.width, m.depth), []).append(m)
+        listed = sorted(groups.items(), key=lambda kv: -sum(m.cells for m in kv[1]))
+        parts = ", ".join(f"{role} {(f'{len(ms)}x') if len(ms) > 1 else ''}{w}x{d} "
+                          f"{sum(m.cells for m in ms)}" for (role, w, d), ms in listed[:6])
         if len(listed) > 6:
-            parts += f", {len(listed) - 6} more {sum(m.cells for m in listed[6:])}"
+            rest = sum(m.cells for _, ms in listed[6:] for m in ms)
+            parts += f", {len(listed) - 6} more {rest}"
         problems.append(
             f"block RAM needs {block['need']} {dev.ram_name} ({_kbit(block['need_bits'])}), "
             f"the device has {block['capacity']} ({_kbit(block['capacity_bits'])}): {parts}")

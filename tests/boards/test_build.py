@@ -121,7 +121,7 @@ def test_fit_check_refuses_the_flagship_on_up5k_naming_the_resource(no_tools):
     msg = report["reason"]
     assert msg.startswith("does not fit up5k: block RAM needs ")
     assert f"{need} EBR ({need * 4} kbit), the device has 30 (120 kbit)" in msg
-    assert "binary weights 128x550" in msg and "activation buffers 4x2803" in msg
+    assert "binary weights 128x550 24" in msg and "activation buffers 8x4x2803 24" in msg
     # No smaller batch helps: the batch-independent memories alone exceed 30 EBR.
     assert report["largest_batch_max"] is None
     assert "no batch_max fits" in msg
