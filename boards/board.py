@@ -111,7 +111,8 @@ class BoardTop(Elaboratable):
         if board not in BOARDS:
             raise ConfigError(f"board must be one of {', '.join(BOARDS)}; got {board!r}")
         self.board = BOARDS[board]
-        self.clock_hz = self.board.make_platform().default_clk_frequency
+        self.platform = self.board.make_platform()      # build_board builds on this one
+        self.clock_hz = self.platform.default_clk_frequency
         self.divisor = uart_divisor(self.clock_hz, baud)
         ice40 = DEVICES[self.board.device].family == "ice40"
         # The same core as `bitprop build --device` (boards.build.core_for).
@@ -191,7 +192,6 @@ def build_board(cfg, *, board, baud=115200, batch_max=None, workdir, bitstream=N
         report.update(fits=False, reason=fit["reason"], stage="fit check")
         raise FitError(fit["reason"], report)
     top = BoardTop(plan=plan, board=board, baud=baud)
-    platform = spec.make_platform()
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     name = "bitprop"
@@ -201,7 +201,7 @@ def build_board(cfg, *, board, baud=115200, batch_max=None, workdir, bitstream=N
         try:
             # prepare + execute_local: platform.build would also require the board's
             # programmer (openFPGALoader, iceprog), which building does not need.
-            plan_ = platform.prepare(top, name=name,
+            plan_ = top.platform.prepare(top, name=name,
                                      nextpnr_opts=f"--seed {seed} --report {name}.report.json")
             plan_.execute_local(str(work))
         except subprocess.CalledProcessError as error:

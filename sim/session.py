@@ -161,8 +161,8 @@ def _public_ports(top, name):
 
     Inputs are ``public_flat_rw`` (cocotb writes them), outputs ``public_flat_rd``: Verilator
     treats a public *writable* signal as set from outside at any time, so it evaluates the
-    logic that reads it on every evaluation (see :func:`~bitprop.sim.harness.registered_top`), and an output port can be
-    the very register of the harness that drives it.
+    logic that reads it on every evaluation (see :func:`~bitprop.sim.harness.registered_top`),
+    and an output port can be the very register of the harness that drives it.
     """
     from amaranth.lib import wiring
 
