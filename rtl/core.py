@@ -292,6 +292,9 @@ class TrainingCore(wiring.Component):
         pred = Signal(range(p.n_classes))
         n_correct = Signal(16)
         sample = Signal(16)
+        # `sample == hdr_last`, kept in a register as `sample` changes (the comparison in
+        # the sequencer's next-state logic limited Fmax).
+        s_last = Signal()
         cycles = Signal(32)
         samples_total = Signal(32)
         batches_total = Signal(32)
@@ -968,6 +971,12 @@ class TrainingCore(wiring.Component):
         infer_steps = [("job", mats.index(p.weight_matrix(l))) for l in range(L)]
         infer_steps += [("job", mats.index(p.classifier_matrix(L - 1)))]
 
+        def first_sample():
+            return [sample.eq(0), s_last.eq(hdr_last == 0)]
+
+        def next_sample():
+            return [sample.eq(sample + 1), s_last.eq(sample + 1 == hdr_last)]
+
         def word_to_asm():
             m.d.sync += asm.eq(Cat(asm[32:], cmd_word) if len(asm) > 32 else cmd_word)
 
@@ -979,7 +988,8 @@ class TrainingCore(wiring.Component):
                                  hdr_count.eq(cmd_word[16:]), hdr_last.eq(cmd_word[16:] - 1),
                                  hdr_hidden.eq(cmd_word[8:16] == REGION_HIDDEN),
                                  word_ix.eq(0),
-                                 sample.eq(0), x_word.eq(0)]
+                                 sample.eq(0), s_last.eq(cmd_word[16:] == 1),
+                                 x_word.eq(0)]
                     with m.Switch(cmd_word[:8]):
                         with m.Case(OP_SET_REG):
                             m.next = "SETREG"
@@ -1130,11 +1140,11 @@ class TrainingCore(wiring.Component):
                         with m.If(x_word == p.words(0) - 1):
                             with m.If(infer):
                                 m.next = "I0"
-                            with m.Elif(sample == hdr_last):
-                                m.d.sync += [sample.eq(0), abase[0].eq(a_region[0])]
+                            with m.Elif(s_last):
+                                m.d.sync += [*first_sample(), abase[0].eq(a_region[0])]
                                 m.next = "SNEXT"
                             with m.Else():
-                                m.d.sync += [sample.eq(sample + 1),
+                                m.d.sync += [*next_sample(),
                                              abase[0].eq(abase[0] + p.words(0))]
                                 m.next = "LABEL"
                     with m.Else():
@@ -1148,8 +1158,19 @@ class TrainingCore(wiring.Component):
                 nxt = f"T{i + 1}" if i + 1 < len(steps) else "TDONE"
                 with m.State(f"T{i}"):
                     if kind == "job":
-                        m.d.comb += [e_start.eq(1), e_arg.eq(arg)]
-                        m.next = f"T{i}w"
+                        mt = mats[arg]
+                        # The selection of layer l reads z_l while later jobs run; the next
+                        # sample's W_l rewrites z_l. The selection takes at most two cycles a
+                        # unit (one more for each winner), the engine `words` cycles a group
+                        # of PE units: with fewer than 2·PE words a row, W_l could overtake it,
+                        # so it waits for it.
+                        if mt.kind == "W" and mt.words < 2 * PE:
+                            go = ~(s_busy & (s_layer == mt.layer))
+                        else:
+                            go = 1
+                        with m.If(go):
+                            m.d.comb += [e_start.eq(1), e_arg.eq(arg)]
+                            m.next = f"T{i}w"
                     elif kind == "copy":
                         # Selection runs in the background (see "select"); the copy and
                         # back-projection steps share its memories, so they wait for it.
@@ -1206,11 +1227,11 @@ class TrainingCore(wiring.Component):
                 m.d.sync += [samples_total.eq(samples_total + 1)]
                 for k in range(L):
                     m.d.sync += abase[k].eq(abase[k] + p.words(k))
-                with m.If(sample == hdr_last):
+                with m.If(s_last):
                     m.d.sync += u_layer.eq(0)
                     m.next = "UWAIT"
                 with m.Else():
-                    m.d.sync += sample.eq(sample + 1)
+                    m.d.sync += next_sample()
                     m.next = "SNEXT"
             with m.State("SNEXT"):
                 m.next = "SAMPLE"
@@ -1271,12 +1292,12 @@ class TrainingCore(wiring.Component):
                         m.next = nxt
             with m.State("IREPLY"):
                 m.d.comb += [self.rsp.valid.eq(1), self.rsp.payload.data.eq(pred),
-                             self.rsp.payload.last.eq(sample == hdr_last)]
+                             self.rsp.payload.last.eq(s_last)]
                 with m.If(self.rsp.ready):
-                    with m.If(sample == hdr_last):
+                    with m.If(s_last):
                         m.d.sync += infer.eq(0)
                         m.next = "HDR"
                     with m.Else():
-                        m.d.sync += [sample.eq(sample + 1), x_word.eq(0), word_ix.eq(0)]
+                        m.d.sync += [*next_sample(), x_word.eq(0), word_ix.eq(0)]
                         m.next = "X"
         return m

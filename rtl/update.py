@@ -26,7 +26,7 @@ and the result equals the model's for any number of records. The summed change i
 
 All records of one word must arrive as one run of beats ending with ``last``, once per batch
 (a word seen in two runs would be clamped twice; there is also no read-after-write bypass
-for a word read again within 4 cycles of its read).
+for a word read again within 5 cycles of its read).
 
 Reinforcement sweep
 -------------------
@@ -110,7 +110,7 @@ class HiddenWeightUpdate(wiring.Component):
     port reads and writes each word once, and a read cannot share a cycle with a write, so
     at most one word per two cycles. The sweep hands out a word at most every other cycle
     too: ``lanes / 2`` hidden weights per cycle (the generator supplies four draws per cycle,
-    enough for ``lanes <= 8``). Latency: a word is written 4 cycles after its read; the
+    enough for ``lanes <= 8``). Latency: a word is written 5 cycles after its read; the
     sweep's first word waits for the step key (about 40 cycles with ``carry_segments=1``).
     """
 
@@ -344,7 +344,8 @@ class HiddenWeightUpdate(wiring.Component):
                 rows_one.eq(cfg_rows_two),
             ]
 
-        # -- the RMW engine: R (read) → D (data) → C (change) → S (sum) → W (write) -------
+        # -- the RMW engine: R (read) → D (data) → E (registered) → C (change) → S (sum) → W
+        # (write).
         # A read issues only in a cycle without a write; writes never wait.
         issue = Signal()
         sweep_ready = f_valid
@@ -374,23 +375,40 @@ class HiddenWeightUpdate(wiring.Component):
                 m.d.sync += d_delta[lane].eq(
                     Mux(dl > 2 * hmax, 2 * hmax, Mux(dl < -2 * hmax, -2 * hmax, dl)))
 
-        # D → C: the word arrives; form each lane's change here, so that C is one addition
-        # and the saturation. A lane outside the mask changes by 0 (stays as it is).
+        # D → E: the word is registered as it leaves the memory (a block RAM's or SPRAM's
+        # clock-to-output time leaves no room for logic in the same cycle: that path
+        # limited Fmax on ECP5).
+        e_valid = Signal()
+        e_addr = Signal(self.addr_width, reset_less=True)
+        e_sweep = Signal(reset_less=True)
+        e_delta = [Signal(signed(cw), name=f"e_delta{lane}", reset_less=True)
+                   for lane in range(L)]
+        e_fire = Signal(L, reset_less=True)
+        e_mask = Signal(L, reset_less=True)
+        e_old = Signal(L * b, reset_less=True)
+        m.d.sync += [
+            e_valid.eq(d_valid), e_addr.eq(d_addr), e_sweep.eq(d_sweep), e_fire.eq(d_fire),
+            e_mask.eq(d_mask), e_old.eq(self.mem.r_data),
+            *(e_delta[lane].eq(d_delta[lane]) for lane in range(L)),
+        ]
+
+        # E → C: form each lane's change here, so that C is one addition and the
+        # saturation. A lane outside the mask changes by 0 (stays as it is).
         c_valid = Signal()
         c_addr = Signal(self.addr_width, reset_less=True)
         c_old = Signal(L * b, reset_less=True)
         c_change = [Signal(signed(cw), name=f"c_change{lane}", reset_less=True)
                     for lane in range(L)]
         m.d.sync += [
-            c_valid.eq(d_valid),
-            c_addr.eq(d_addr),
-            c_old.eq(self.mem.r_data),
+            c_valid.eq(e_valid),
+            c_addr.eq(e_addr),
+            c_old.eq(e_old),
         ]
         for lane in range(L):
-            negative = self.mem.r_data[(lane + 1) * b - 1]
+            negative = e_old[(lane + 1) * b - 1]
             away = Mux(negative, -2, 2)
-            change = Mux(d_sweep, Mux(d_fire[lane], away, 0), d_delta[lane])
-            m.d.sync += c_change[lane].eq(Mux(d_mask[lane], change, 0))
+            change = Mux(e_sweep, Mux(e_fire[lane], away, 0), e_delta[lane])
+            m.d.sync += c_change[lane].eq(Mux(e_mask[lane], change, 0))
 
         # C → S: one addition per lane, registered.
         s_valid = Signal()
@@ -428,7 +446,7 @@ class HiddenWeightUpdate(wiring.Component):
             self.written.addr.eq(w_addr),
             self.written.signs.eq(Cat(
                 ~w_data[(lane + 1) * b - 1] for lane in range(L))),
-            self.busy.eq(sweeping | slot_full | accumulating | d_valid | c_valid | s_valid |
-                         w_valid),
+            self.busy.eq(sweeping | slot_full | accumulating | d_valid | e_valid | c_valid |
+                         s_valid | w_valid),
         ]
         return m

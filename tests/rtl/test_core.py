@@ -46,6 +46,9 @@ WHOLE_RUNS = [
     ("bep", (10, 6, 9), (5, 3, 9), dict(pe=4, simd=16, lanes=2)),
     # Two host words per SIMD word, 16 update lanes, more PE rows than some layers have.
     ("local", (10, 6), (5, 6), dict(pe=8, simd=64, lanes=16)),
+    # One layer, a winner per unit and 2 words a row for 8 PE rows: the next sample's W_1
+    # would overtake the selection still reading z_1 (it must wait for it).
+    ("local", (16,), (1,), dict(pe=8, simd=32, lanes=4)),
 ]
 
 
