@@ -61,6 +61,7 @@ from bitprop.boards.driver import FRAME_CMD, FRAME_READ
 from bitprop.boards.link import MAX_PAYLOAD, NACK
 from bitprop.rtl.core import RSP_LAYOUT, TrainingCore
 from bitprop.rtl.link import HEADER_LAYOUT, PAYLOAD_LAYOUT, SEND_LAYOUT, SerialLink
+from bitprop.rtl.memory import NO_RW_CHECK, RegisteredRead
 from bitprop.rtl.params import check_int
 
 __all__ = ["FrameBridge", "SerialCore", "ERR_TYPE", "ERR_ALIGN", "ERR_READ_LENGTH"]
@@ -73,30 +74,11 @@ ERR_ALIGN = 2
 ERR_READ_LENGTH = 3
 
 
-#: Neither of the bridge's memories is ever read, in a cycle where its read data is used,
-#: at the address written in the same cycle: the command buffer is written only while
-#: receiving and read only while not; the ring's reader stays inside [tail, head) while the
-#: core writes at head, less than ``reply_depth`` ahead of tail. So what a read returns on
-#: such a collision does not matter, and Yosys need not emulate the read-old-data behaviour
-#: the iCE40 block RAM lacks (a register per data bit and the address comparison: about 70
-#: flip-flops for the two memories).
-_NO_RW_CHECK = {"no_rw_check": 1}
-
-
-def _registered_read(m, memory):
-    """Return ``(port, en, data)``: an asynchronous read port of ``memory`` and ``data``, its
-    output registered while ``en`` (a comb signal, 1 unless driven).
-
-    The same as a synchronous non-transparent read port, but in the form Yosys'
-    ``memory_dff`` folds into the block RAM: only that pass honours ``no_rw_check``.
-    """
-    port = memory.read_port(domain="comb")
-    en = Signal(init=1)
-    data = Signal(memory.shape)
-    with m.If(en):
-        m.d.sync += data.eq(port.data)
-    return port, en, data
-
+# Neither of the bridge's memories is ever read, in a cycle where its read data is used, at
+# the address written in the same cycle: the command buffer is written only while receiving
+# and read only while not; the ring's reader stays inside [tail, head) while the core writes
+# at head, less than ``reply_depth`` ahead of tail. Both are built with NO_RW_CHECK (about 70
+# flip-flops fewer on iCE40).
 
 class FrameBridge(wiring.Component):
     """Turn good request frames into command words and reply words into reply frames.
@@ -160,12 +142,14 @@ class FrameBridge(wiring.Component):
         pw = ceil_log2(depth) + 1              # ring pointers: one bit more than the address
 
         m.submodules.payload = pmem = Memory(shape=32, depth=words, init=[],
-                                             attrs=_NO_RW_CHECK)
+                                             attrs=NO_RW_CHECK)
         p_wr = pmem.write_port(granularity=8)
-        p_rd, p_en, p_data = _registered_read(m, pmem)
-        m.submodules.ring = rmem = Memory(shape=32, depth=depth, init=[], attrs=_NO_RW_CHECK)
+        p_rd = RegisteredRead(m, pmem)
+        p_en, p_data = p_rd.en, p_rd.data
+        m.submodules.ring = rmem = Memory(shape=32, depth=depth, init=[], attrs=NO_RW_CHECK)
         r_wr = rmem.write_port()
-        r_rd, _, r_data = _registered_read(m, rmem)
+        r_rd = RegisteredRead(m, rmem)
+        r_data = r_rd.data
 
         # -- reply ring: the core writes at head; [tail, tail + last_n) is the last answer ------
         head = Signal(pw)

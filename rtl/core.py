@@ -66,7 +66,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .backproject import BackProjection
-from .memory import HiddenWeightMemory
+from .memory import NO_RW_CHECK, HiddenWeightMemory, RegisteredRead
 from .plan import (MAGIC, OP_INFER, OP_READ, OP_SET_REG, OP_STATUS, OP_TRAIN, OP_WRITE,
                    REGION_HIDDEN, REGISTERS, CorePlan)
 from .scoring import Scoring
@@ -115,9 +115,9 @@ class _SlicedMemory(Elaboratable):
         m = Module()
         w, g = self.slice_width, self.granularity
         for i in range(self.width // w):
-            mem = Memory(shape=w, depth=self.depth, init=[])
+            mem = Memory(shape=w, depth=self.depth, init=[], attrs=NO_RW_CHECK)
             m.submodules[f"s{i}"] = mem
-            rd = mem.read_port()
+            rd = RegisteredRead(m, mem)
             wr = mem.write_port(granularity=g if g < w else None)
             m.d.comb += [rd.addr.eq(self.rd.addr), rd.en.eq(self.rd.en),
                          self.rd.data[i * w:(i + 1) * w].eq(rd.data),
@@ -187,7 +187,7 @@ class TrainingCore(wiring.Component):
         m.submodules.update = upd = HiddenWeightUpdate(
             lanes=LANES, hidden_bits=p.hidden_bits, addr_width=haw,
             max_records=p.batch_max, carry_segments=self.carry_segments,
-            step_width=32, layer_width=_bits(L))
+            step_width=32, layer_width=_bits(L), mem_latency=3)
         m.submodules.hmem = hmem = HiddenWeightMemory(
             lanes=LANES, hidden_bits=p.hidden_bits, depth=p.hidden_depth,
             spram=self.spram, model=self.spram_model)
@@ -207,8 +207,16 @@ class TrainingCore(wiring.Component):
         reinf_thr = Array(Signal(16, name=f"reinf_thr{l}") for l in range(L))
 
         # -- memories ---------------------------------------------------------------------------
-        m.submodules.wmem = wmem = Memory(shape=PE * SIMD, depth=p.binary_depth, init=[])
-        w_rd = wmem.read_port()
+        # No memory of the core is read, in a cycle whose read data is used, at an address
+        # written in the same cycle (the host loads and reads only while the core is idle; the
+        # engine writes a layer's outputs, z and gates while it reads another buffer; the
+        # copy and the next sample's W_l wait for the selection that reads d_l and z_l; the
+        # appender and the walker touch the records and heads in different phases, and the
+        # walker's row cache apart from the lists it reads): all are NO_RW_CHECK memories
+        # read through RegisteredRead ports.
+        m.submodules.wmem = wmem = Memory(shape=PE * SIMD, depth=p.binary_depth, init=[],
+                                          attrs=NO_RW_CHECK)
+        w_rd = RegisteredRead(m, wmem)
         w_wr = wmem.write_port(granularity=LANES)
         # Activation buffers: a[0] the inputs, a[l] the input of layer l (per sample of the
         # batch, for the update records), a[L] the last layer's output (one sample). They are
@@ -239,21 +247,23 @@ class TrainingCore(wiring.Component):
         # while the selection streams (z_l, d_l) through theirs.
         g_rd, g_wr, db_rd = {}, {}, {}
         for l in range(L):
-            zm = Memory(shape=PE * zw, depth=p.weight_matrix(l).groups, init=[])
-            dm = Memory(shape=SIMD, depth=p.words(l + 1), init=[])
+            zm = Memory(shape=PE * zw, depth=p.weight_matrix(l).groups, init=[],
+                        attrs=NO_RW_CHECK)
+            dm = Memory(shape=SIMD, depth=p.words(l + 1), init=[], attrs=NO_RW_CHECK)
             m.submodules[f"zmem{l}"], m.submodules[f"dmem{l}"] = zm, dm
-            z_rd.append(zm.read_port())
+            z_rd.append(RegisteredRead(m, zm))
             z_wr.append(zm.write_port())
-            d_rd.append(dm.read_port())
+            d_rd.append(RegisteredRead(m, dm))
             d_wr.append(dm.write_port())
             if bep and l >= 1:
-                gm = Memory(shape=PE, depth=p.weight_matrix(l).groups, init=[])
+                gm = Memory(shape=PE, depth=p.weight_matrix(l).groups, init=[],
+                            attrs=NO_RW_CHECK)
                 m.submodules[f"gmem{l}"] = gm
-                g_rd[l], g_wr[l] = gm.read_port(), gm.write_port()
-                db_rd[l] = dm.read_port()
+                g_rd[l], g_wr[l] = RegisteredRead(m, gm), gm.write_port()
+                db_rd[l] = RegisteredRead(m, dm)
         m.submodules.labels = lmem = Memory(shape=_bits(p.n_classes - 1), depth=p.batch_max,
-                                            init=[])
-        lab_rd, lab_wr = lmem.read_port(), lmem.write_port()
+                                            init=[], attrs=NO_RW_CHECK)
+        lab_rd, lab_wr = RegisteredRead(m, lmem), lmem.write_port()
         # Update records: per layer, a per-unit list head and the records (input-buffer base
         # of the sample, sign, next record). One memory holds the update walker's row cache
         # (words 0 .. batch_max − 1, see the walker) and then the records of layer l from
@@ -268,14 +278,14 @@ class TrainingCore(wiring.Component):
         h_rd, h_wr = [], []
         for l in range(L):
             hm = Memory(shape=data.StructLayout({"valid": 1, "ptr": rbw}), depth=widths[l],
-                        init=[])
+                        init=[], attrs=NO_RW_CHECK)
             m.submodules[f"heads{l}"] = hm
-            h_rd.append(hm.read_port())
+            h_rd.append(RegisteredRead(m, hm))
             h_wr.append(hm.write_port())
         m.submodules.records = rm = Memory(
             shape=data.StructLayout({"abase": abw, "sign": 1, "has_next": 1, "next": rbw}),
-            depth=rec_depth, init=[])
-        r_rd, r_wr = rm.read_port(), rm.write_port()
+            depth=rec_depth, init=[], attrs=NO_RW_CHECK)
+        r_rd, r_wr = RegisteredRead(m, rm), rm.write_port()
         rcount = Array(Signal(rec_bits[l] + 1, name=f"rcount{l}") for l in range(L))
 
         # Default: every read port idle-enabled, every write port off.
@@ -295,7 +305,9 @@ class TrainingCore(wiring.Component):
         # `sample == hdr_last`, kept in a register as `sample` changes (the comparison in
         # the sequencer's next-state logic limited Fmax).
         s_last = Signal()
-        cycles = Signal(32)
+        # Cycles since the TRAIN header (its reply's count): a counter of its own, no
+        # subtraction before the reply register (that path limited Fmax on UP5K).
+        batch_cycles = Signal(32)
         samples_total = Signal(32)
         batches_total = Signal(32)
 
@@ -317,8 +329,12 @@ class TrainingCore(wiring.Component):
         c_isq = Array(Const(int(mt.kind == "Q"), 1) for mt in mats)
         c_layer = Array(Const(mt.layer, _bits(L)) for mt in mats)
 
+        # A job is started by the sequencer's registers `e_start` (one cycle) and `e_arg`
+        # (the matrix): the matrix tables and the loads below hang off flip-flops, not off
+        # the sequencer's state logic (that path limited Fmax).
         e_start = Signal()
-        e_arg = Signal(range(n_mat))   # the matrix to start (with e_start)
+        e_arg = Signal(range(n_mat))
+        m.d.sync += e_start.eq(0)
         e_run = Signal()           # issuing words
         e_pend = Signal()          # results outstanding
         e_busy = Signal()
@@ -562,6 +578,11 @@ class TrainingCore(wiring.Component):
         m.d.comb += advance.eq(~s_v | sel.i.ready)
         s_pend = Signal()           # group words outstanding
         m.d.comb += s_busy.eq(s_run | s_v | s_pend)
+        # A selection of layer l runs, registered: set two cycles after its start, which is
+        # at least four cycles before any W_l job can be started (see "job" below).
+        sel_busy = Signal(L)
+        for l in range(L):
+            m.d.sync += sel_busy[l].eq(s_busy & (s_layer == l))
         with m.If(s_start):
             m.d.sync += [s_run.eq(1), s_pend.eq(1), s_j.eq(0), s_outs.eq(0)]
         s_issue = Signal()
@@ -630,6 +651,8 @@ class TrainingCore(wiring.Component):
         # 0 idle, 1 head read, 2 head data, 3 list walk, 5 cache replay, 4 drain, 6 next row
         u_phase = Signal(3)
         u_j = Signal(16)
+        u_j_last = Signal()         # u_j is the layer's last row (kept with u_j: a comparison
+                                    # before the walker's next-state logic limited Fmax)
         u_c = Signal(16)
         u_ptr = Signal(rbw)
         u_hrow = Signal(haw)            # hidden address of the row's first word
@@ -669,7 +692,11 @@ class TrainingCore(wiring.Component):
             for l in range(L):
                 with m.Case(l):
                     m.d.comb += [head_valid.eq(h_rd[l].data.valid), head_ptr.eq(h_rd[l].data.ptr)]
-        room = beats.level < beats.depth - 6      # five beats may be in flight
+        # Five beats may be in flight. `room` is registered from the last cycle's level with
+        # one beat more of margin (the level rises by at most one a cycle): the FIFO's level
+        # logic before the walker's next-state logic limited Fmax.
+        room = Signal()
+        m.d.sync += room.eq(beats.level < beats.depth - 7)
         # A row's records are a linked list; the walk follows it once, for the row's first
         # word, at one record per three cycles (every address from a register), and copies
         # each record into the row cache (the first words of the record memory; the copy's
@@ -685,7 +712,8 @@ class TrainingCore(wiring.Component):
         wr_has_next = Signal()
         wr_next = Signal(rbw)
         with m.If(u_start):
-            m.d.sync += [u_phase.eq(1), u_j.eq(0), u_hrow.eq(hbase), u_wrow.eq(wbase),
+            m.d.sync += [u_phase.eq(1), u_j.eq(0), u_j_last.eq(u_k == 1),
+                         u_hrow.eq(hbase), u_wrow.eq(wbase),
                          u_rowlane.eq(0)]
         with m.Switch(u_phase):
             with m.Case(1):        # read head[j]
@@ -718,10 +746,11 @@ class TrainingCore(wiring.Component):
                     with m.Else():
                         m.d.sync += u_rk.eq(u_rk + 1)
             with m.Case(6):        # next row
-                with m.If(u_j == u_k - 1):
+                with m.If(u_j_last):
                     m.d.sync += u_phase.eq(4)
                 with m.Else():
-                    m.d.sync += [u_phase.eq(1), u_j.eq(u_j + 1), u_hrow.eq(u_hrow + rw)]
+                    m.d.sync += [u_phase.eq(1), u_j.eq(u_j + 1), u_j_last.eq(u_j + 2 == u_k),
+                                 u_hrow.eq(u_hrow + rw)]
                     with m.If(u_rowlane == PE - 1):
                         m.d.sync += [u_rowlane.eq(0), u_wrow.eq(u_wrow + kin_words)]
                     with m.Else():
@@ -859,7 +888,6 @@ class TrainingCore(wiring.Component):
         asm = Signal(32 * max(wpw_w, wpw_h, wpw_x))
         left = Signal(16)
         x_word = Signal(16)
-        cyc_start = Signal(32)
         rsp_data = Signal(32)
         rsp_last = Signal()
         rsp_valid = Signal()
@@ -871,8 +899,6 @@ class TrainingCore(wiring.Component):
         out_ix = Signal(8)
         h_host = Signal()      # the host owns the hidden-weight port
         host_h_wen = Signal()
-        host_h_ren = Signal()
-        host_w_raddr = Signal(_bits(p.binary_depth))
         reply_ix = Signal(8)
         rec_reply = Array(Signal(32, name=f"rec_reply{l}") for l in range(L))
 
@@ -891,7 +917,9 @@ class TrainingCore(wiring.Component):
         with m.Elif(e_run):
             m.d.comb += w_rd.addr.eq(eng_w_addr)
         with m.Else():
-            m.d.comb += w_rd.addr.eq(host_w_raddr)
+            # The host's read address is `addr` in every state (the word is used only in
+            # RSEND): no state decoding before the block RAMs' address inputs.
+            m.d.comb += w_rd.addr.eq(addr)
         if bep:
             with m.If(bp_run):
                 m.d.comb += w_rd.addr.eq(bp_w_addr)
@@ -901,24 +929,33 @@ class TrainingCore(wiring.Component):
                              z_rd[l].en.eq(advance), d_rd[l].en.eq(advance)]
             m.d.comb += h_rd[l].addr.eq(Mux(u_phase == 1, u_j, s_h_addr))
         m.d.comb += r_rd.addr.eq(Mux(u_phase == 5, u_rk, u_ptr))
-        # Hidden-weight port: the host or the update block. The choice follows `h_host` one
-        # cycle late, from a register: decoded from the sequencer's state it reached the
-        # address inputs of every hidden-weight block RAM too late (that path limited Fmax).
-        # The host reads or writes only in states entered from host states, and the update
-        # block works only in training states entered from non-host ones or sweeps
-        # (`sw_state`), so the late choice never takes the port from either.
+        # Hidden-weight port: the host or the update block, through registers (address,
+        # enables, data) right before the memory, so that nothing but routing lies between a
+        # flip-flop and the block RAMs (on ECP5 the 32 of them lie all over the device; the
+        # choice of address limited Fmax); the word read is captured in `h_word` as it
+        # leaves them (the update block and the host's read buffer take it from there). The
+        # port's reads thus take three cycles (`update` is built with mem_latency=3; the
+        # host waits in RWAIT). The choice follows `h_host`
+        # one cycle late, from a register. The host reads or writes only in states entered
+        # from host states, and the update block works only in training states entered from
+        # non-host ones or sweeps (`sw_state`), so the late choice never takes the port from
+        # either. The host's port reads `addr` in every cycle without a write of its own.
         h_host_q = Signal()
         m.d.sync += h_host_q.eq(h_host)
+        hp_addr = Signal.like(hmem.port.addr)
+        hp_r_en, hp_w_en = Signal(), Signal()
+        hp_w_data = Signal.like(hmem.port.w_data)
+        h_word = Signal.like(hmem.port.r_data)
+        m.d.sync += h_word.eq(hmem.port.r_data)
         with m.If(h_host_q & (sw_state == 0)):
-            # The host's address is `addr` in every state (it matters only with an enable):
-            # no state decoding before the block RAMs' address inputs.
-            m.d.comb += [hmem.port.addr.eq(addr), hmem.port.r_en.eq(host_h_ren),
-                         hmem.port.w_en.eq(host_h_wen),
-                         hmem.port.w_data.eq(asm[:p.hidden_width])]
+            m.d.sync += [hp_addr.eq(addr), hp_r_en.eq(~host_h_wen), hp_w_en.eq(host_h_wen),
+                         hp_w_data.eq(asm[:p.hidden_width])]
         with m.Else():
-            m.d.comb += [hmem.port.addr.eq(upd.mem.addr), hmem.port.r_en.eq(upd.mem.r_en),
-                         hmem.port.w_en.eq(upd.mem.w_en), hmem.port.w_data.eq(upd.mem.w_data)]
-        m.d.comb += upd.mem.r_data.eq(hmem.port.r_data)
+            m.d.sync += [hp_addr.eq(upd.mem.addr), hp_r_en.eq(upd.mem.r_en),
+                         hp_w_en.eq(upd.mem.w_en), hp_w_data.eq(upd.mem.w_data)]
+        m.d.comb += [hmem.port.addr.eq(hp_addr), hmem.port.r_en.eq(hp_r_en),
+                     hmem.port.w_en.eq(hp_w_en), hmem.port.w_data.eq(hp_w_data),
+                     upd.mem.r_data.eq(h_word)]
         # Binary-weight write port: host words or written signs.
         host_w_wen = Signal()
         with m.If(wb_write):
@@ -943,7 +980,7 @@ class TrainingCore(wiring.Component):
                      lab_rd.addr.eq(sample)]
 
         m.d.comb += self.busy.eq(~h_host)
-        m.d.sync += cycles.eq(cycles + 1)
+        m.d.sync += batch_cycles.eq(batch_cycles + 1)
         # Work: cycles in which a batch is being loaded or trained, or a sweep is pending.
         training = Signal()
         work = Signal(32)
@@ -971,6 +1008,28 @@ class TrainingCore(wiring.Component):
         infer_steps = [("job", mats.index(p.weight_matrix(l))) for l in range(L)]
         infer_steps += [("job", mats.index(p.classifier_matrix(L - 1)))]
 
+        # Counters the sequencer tests against their last value keep that test in a flag,
+        # updated with the counter (comparisons in the next-state logic limited Fmax):
+        # `wix_w`/`wix_x`: word_ix is a memory word's / a SIMD word's last host word;
+        # `x_last`: x_word is a sample's last SIMD word; `left_one`: left == 1;
+        # `out_last`: out_ix is the last host word of a word read.
+        wix_w, wix_x, x_last, left_one, out_last = (Signal(name=n) for n in (
+            "wix_w", "wix_x", "x_last", "left_one", "out_last"))
+        wpw_cur = Mux(hdr_hidden, wpw_h, wpw_w)
+
+        def word_ix_zero():
+            return [word_ix.eq(0), wix_w.eq(wpw_cur == 1), wix_x.eq(int(wpw_x == 1))]
+
+        def word_ix_next():
+            return [word_ix.eq(word_ix + 1), wix_w.eq(word_ix + 2 == wpw_cur),
+                    wix_x.eq(word_ix + 2 == wpw_x)]
+
+        def x_word_zero():
+            return [x_word.eq(0), x_last.eq(int(p.words(0) == 1))]
+
+        def left_next():
+            return [left.eq(left - 1), left_one.eq(left == 2)]
+
         def first_sample():
             return [sample.eq(0), s_last.eq(hdr_last == 0)]
 
@@ -987,9 +1046,9 @@ class TrainingCore(wiring.Component):
                     m.d.sync += [hdr_op.eq(cmd_word[:8]), hdr_arg.eq(cmd_word[8:16]),
                                  hdr_count.eq(cmd_word[16:]), hdr_last.eq(cmd_word[16:] - 1),
                                  hdr_hidden.eq(cmd_word[8:16] == REGION_HIDDEN),
-                                 word_ix.eq(0),
+                                 *word_ix_zero(),
                                  sample.eq(0), s_last.eq(cmd_word[16:] == 1),
-                                 x_word.eq(0)]
+                                 *x_word_zero()]
                     with m.Switch(cmd_word[:8]):
                         with m.Case(OP_SET_REG):
                             m.next = "SETREG"
@@ -997,7 +1056,7 @@ class TrainingCore(wiring.Component):
                             m.next = "ADDR"
                         with m.Case(OP_TRAIN):
                             m.d.sync += [n_correct.eq(0),
-                                         cyc_start.eq(cycles), training.eq(1)]
+                                         batch_cycles.eq(1), training.eq(1)]
                             for k in range(L):
                                 m.d.sync += abase[k].eq(a_region[k])
                             m.next = "LABEL"
@@ -1033,7 +1092,8 @@ class TrainingCore(wiring.Component):
             with m.State("ADDR"):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
                 with m.If(take):
-                    m.d.sync += [addr.eq(cmd_word), left.eq(hdr_count), word_ix.eq(0)]
+                    m.d.sync += [addr.eq(cmd_word), left.eq(hdr_count),
+                                 left_one.eq(hdr_count == 1), *word_ix_zero()]
                     with m.If(hdr_count == 0):
                         m.d.sync += [rsp_valid.eq(0)]
                         m.next = "HDR"
@@ -1043,14 +1103,13 @@ class TrainingCore(wiring.Component):
                         m.next = "RISSUE"
             with m.State("WDATA"):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
-                wpw = Mux(hdr_hidden, wpw_h, wpw_w)
                 with m.If(take):
                     word_to_asm()
-                    with m.If(word_ix == wpw - 1):
-                        m.d.sync += word_ix.eq(0)
+                    with m.If(wix_w):
+                        m.d.sync += word_ix_zero()
                         m.next = "WCOMMIT"
                     with m.Else():
-                        m.d.sync += word_ix.eq(word_ix + 1)
+                        m.d.sync += word_ix_next()
             with m.State("WCOMMIT"):
                 # asm holds the word, its last host word highest: shift it down into place.
                 m.d.comb += h_host.eq(1)
@@ -1070,41 +1129,47 @@ class TrainingCore(wiring.Component):
                         m.d.comb += host_h_wen.eq(1)
                     with m.Else():
                         m.d.comb += host_w_wen.eq(1)
-                    m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
+                    m.d.sync += [addr.eq(addr + 1), *left_next()]
+                    with m.If(left_one):
                         m.next = "HDR"
                     with m.Else():
                         m.next = "WDATA"
             with m.State("RISSUE"):
-                m.d.comb += [h_host.eq(1), host_w_raddr.eq(addr)]
+                m.d.comb += h_host.eq(1)
                 with m.If(~((hdr_hidden) & sw_active)):
-                    m.d.comb += host_h_ren.eq(hdr_hidden)
+                    m.d.sync += out_ix.eq(0)
+                    m.next = "RWAIT"
+            with m.State("RWAIT"):
+                # The hidden-weight port's read takes three cycles (`h_word`).
+                m.d.comb += h_host.eq(1)
+                m.d.sync += out_ix.eq(out_ix + 1)
+                with m.If(out_ix == 1):
                     m.next = "RLATCH"
             with m.State("RLATCH"):
-                m.d.comb += [h_host.eq(1), host_w_raddr.eq(addr)]
-                m.d.sync += [read_buf.eq(hmem.port.r_data), out_ix.eq(0)]
+                m.d.comb += h_host.eq(1)
+                m.d.sync += [read_buf.eq(h_word), out_ix.eq(0),
+                             out_last.eq(wpw_cur == 1)]
                 m.next = "RSEND"
             with m.State("RSEND"):
                 # A binary-weight word is sent from the engine's register `q_w`, which holds
                 # it while the address stays `addr`; only a hidden-weight word is latched.
                 # Each register loads straight from its block RAMs (a multiplexer between
                 # them and one register limited Fmax).
-                m.d.comb += [h_host.eq(1), host_w_raddr.eq(addr), w_words.eq(q_w)]
-                wpw = Mux(hdr_hidden, wpw_h, wpw_w)
+                m.d.comb += [h_host.eq(1), w_words.eq(q_w)]
                 m.d.comb += [self.rsp.valid.eq(1),
                              self.rsp.payload.data.eq(Mux(hdr_hidden,
                                                           read_buf.word_select(out_ix, 32),
                                                           w_words.word_select(out_ix, 32))),
-                             self.rsp.payload.last.eq((out_ix == wpw - 1) & (left == 1))]
+                             self.rsp.payload.last.eq(out_last & left_one)]
                 with m.If(self.rsp.ready):
-                    with m.If(out_ix == wpw - 1):
-                        m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
-                        with m.If(left == 1):
+                    with m.If(out_last):
+                        m.d.sync += [addr.eq(addr + 1), *left_next()]
+                        with m.If(left_one):
                             m.next = "HDR"
                         with m.Else():
                             m.next = "RISSUE"
                     with m.Else():
-                        m.d.sync += out_ix.eq(out_ix + 1)
+                        m.d.sync += [out_ix.eq(out_ix + 1), out_last.eq(out_ix + 2 == wpw_cur)]
             with m.State("STATUS"):
                 m.d.comb += h_host.eq(1)
                 values = [MAGIC, p.signature, samples_total, batches_total, work, load_cycles]
@@ -1123,21 +1188,22 @@ class TrainingCore(wiring.Component):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1), loading.eq(1)]
                 with m.If(take):
                     m.d.comb += lab_wen.eq(1)
-                    m.d.sync += [x_word.eq(0), word_ix.eq(0)]
+                    m.d.sync += [*x_word_zero(), *word_ix_zero()]
                     m.next = "X"
             with m.State("X"):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1), loading.eq(1)]
                 with m.If(take):
                     word_to_asm()
-                    with m.If(word_ix == wpw_x - 1):
+                    with m.If(wix_x):
                         # The SIMD word is complete: the earlier host words (top of asm)
                         # below this one; write it in this cycle.
                         total = max(wpw_w, wpw_h, wpw_x)
                         parts = [asm[32 * (total - wpw_x + 1):]] if wpw_x > 1 else []
                         m.d.comb += [x_data.eq(Cat(*parts, cmd_word)[:SIMD]),
                                      x_wen.eq(1)]
-                        m.d.sync += [word_ix.eq(0), x_word.eq(x_word + 1)]
-                        with m.If(x_word == p.words(0) - 1):
+                        m.d.sync += [*word_ix_zero(), x_word.eq(x_word + 1),
+                                     x_last.eq(x_word + 2 == p.words(0))]
+                        with m.If(x_last):
                             with m.If(infer):
                                 m.next = "I0"
                             with m.Elif(s_last):
@@ -1148,7 +1214,7 @@ class TrainingCore(wiring.Component):
                                              abase[0].eq(abase[0] + p.words(0))]
                                 m.next = "LABEL"
                     with m.Else():
-                        m.d.sync += word_ix.eq(word_ix + 1)
+                        m.d.sync += word_ix_next()
             # -- training: one sample -----------------------------------------------------------
             with m.State("SAMPLE"):
                 # The label read was issued with `sample` last cycle.
@@ -1165,11 +1231,11 @@ class TrainingCore(wiring.Component):
                         # of PE units: with fewer than 2·PE words a row, W_l could overtake it,
                         # so it waits for it.
                         if mt.kind == "W" and mt.words < 2 * PE:
-                            go = ~(s_busy & (s_layer == mt.layer))
+                            go = ~sel_busy[mt.layer]
                         else:
                             go = 1
                         with m.If(go):
-                            m.d.comb += [e_start.eq(1), e_arg.eq(arg)]
+                            m.d.sync += [e_start.eq(1), e_arg.eq(arg)]
                             m.next = f"T{i}w"
                     elif kind == "copy":
                         # Selection runs in the background (see "select"); the copy and
@@ -1269,7 +1335,7 @@ class TrainingCore(wiring.Component):
                     m.d.sync += u_layer.eq(u_layer + 1)
                     m.next = "U0"
             with m.State("TREPLY"):
-                values = [cycles - cyc_start] + [rec_reply[l] for l in range(L)]
+                values = [batch_cycles] + [rec_reply[l] for l in range(L)]
                 with m.If(rsp_done):
                     m.d.sync += reply_ix.eq(reply_ix + 1)
                     with m.Switch(reply_ix):
@@ -1283,7 +1349,7 @@ class TrainingCore(wiring.Component):
             for i, (kind, arg) in enumerate(infer_steps):
                 nxt = f"I{i + 1}" if i + 1 < len(infer_steps) else "IREPLY"
                 with m.State(f"I{i}"):
-                    m.d.comb += [e_start.eq(1), e_arg.eq(arg)]
+                    m.d.sync += [e_start.eq(1), e_arg.eq(arg)]
                     m.next = f"I{i}w"
                 with m.State(f"I{i}w"):
                     with m.If(score.out_valid):
@@ -1298,6 +1364,6 @@ class TrainingCore(wiring.Component):
                         m.d.sync += infer.eq(0)
                         m.next = "HDR"
                     with m.Else():
-                        m.d.sync += [*next_sample(), x_word.eq(0), word_ix.eq(0)]
+                        m.d.sync += [*next_sample(), *x_word_zero(), *word_ix_zero()]
                         m.next = "X"
         return m

@@ -26,10 +26,36 @@ from amaranth.utils import ceil_log2
 from .params import check_int
 
 __all__ = ["SinglePortSignature", "Spram256ka", "HiddenWeightMemory", "BinaryWeightMemory",
-           "SPRAM_WIDTH", "SPRAM_DEPTH"]
+           "SPRAM_WIDTH", "SPRAM_DEPTH", "NO_RW_CHECK", "RegisteredRead"]
 
 SPRAM_WIDTH = 16
 SPRAM_DEPTH = 16384
+
+#: Attributes of a :class:`~amaranth.lib.memory.Memory` that is never read, in a cycle whose
+#: read data is used, at the address written in the same cycle; read it through
+#: :class:`RegisteredRead`. Yosys then does not emulate read-old-data on such a collision,
+#: which neither the iCE40 nor the ECP5 block RAM does across its two ports: a register per
+#: data bit, an address comparison and a multiplexer before the output register (on ECP5 the
+#: comparison's carry chain was a critical path).
+NO_RW_CHECK = {"no_rw_check": 1}
+
+
+class RegisteredRead:
+    """A read port of ``memory`` that behaves as a synchronous, non-transparent one.
+
+    ``addr`` is read and ``data`` holds the word from the next cycle on, reloaded in every
+    cycle with ``en`` (1 unless driven). It is an asynchronous read port followed by a
+    register, the form in which Yosys' ``memory_dff`` folds the register into the block RAM:
+    only that pass honours :data:`NO_RW_CHECK`. ``m`` is the module that holds the register.
+    """
+
+    def __init__(self, m, memory):
+        port = memory.read_port(domain="comb")
+        self.addr = port.addr
+        self.en = Signal(init=1)
+        self.data = Signal(memory.shape)
+        with m.If(self.en):
+            m.d.sync += self.data.eq(port.data)
 
 
 

@@ -26,7 +26,7 @@ and the result equals the model's for any number of records. The summed change i
 
 All records of one word must arrive as one run of beats ending with ``last``, once per batch
 (a word seen in two runs would be clamped twice; there is also no read-after-write bypass
-for a word read again within 5 cycles of its read).
+for a word read again within 6 cycles of its read).
 
 Reinforcement sweep
 -------------------
@@ -73,6 +73,10 @@ class HiddenWeightUpdate(wiring.Component):
         Of the reinforcement generator (:class:`~bitprop.rtl.rng.DrawGenerator`); 2 on UP5K.
     step_width, layer_width : int
         Widths of ``step`` and ``layer`` (passed to the generator).
+    mem_latency : int, 1..3
+        Cycles from a read's ``r_en`` to its word on ``r_data`` (the training core registers
+        the memory's inputs and its output: 3); the word is taken that many cycles after
+        the read (``r_data`` need not hold it any longer).
 
     Attributes
     ----------
@@ -110,12 +114,12 @@ class HiddenWeightUpdate(wiring.Component):
     port reads and writes each word once, and a read cannot share a cycle with a write, so
     at most one word per two cycles. The sweep hands out a word at most every other cycle
     too: ``lanes / 2`` hidden weights per cycle (the generator supplies four draws per cycle,
-    enough for ``lanes <= 8``). Latency: a word is written 5 cycles after its read; the
+    enough for ``lanes <= 8``). Latency: a word is written 6 cycles after its read; the
     sweep's first word waits for the step key (about 40 cycles with ``carry_segments=1``).
     """
 
     def __init__(self, *, lanes, hidden_bits, addr_width, max_records, carry_segments=1,
-                 step_width=32, layer_width=8):
+                 step_width=32, layer_width=8, mem_latency=1):
         check_int("lanes", lanes, 1, 16)
         check_int("hidden_bits", hidden_bits, 2, 32)
         check_int("addr_width", addr_width, 1)
@@ -124,6 +128,8 @@ class HiddenWeightUpdate(wiring.Component):
             raise ValueError(f"carry_segments must be 1, 2 or 4; got {carry_segments!r}")
         check_int("step_width", step_width, 1, 64)
         check_int("layer_width", layer_width, 1, 64)
+        check_int("mem_latency", mem_latency, 1, 3)
+        self.mem_latency = mem_latency
         self.lanes = lanes
         self.hidden_bits = hidden_bits
         self.addr_width = addr_width
@@ -344,8 +350,8 @@ class HiddenWeightUpdate(wiring.Component):
                 rows_one.eq(cfg_rows_two),
             ]
 
-        # -- the RMW engine: R (read) → D (data) → E (registered) → C (change) → S (sum) → W
-        # (write).
+        # -- the RMW engine: R (read) → D (data) → Q, E (registered) → C (change) → S (sum)
+        # → W (write).
         # A read issues only in a cycle without a write; writes never wait.
         issue = Signal()
         sweep_ready = f_valid
@@ -375,22 +381,28 @@ class HiddenWeightUpdate(wiring.Component):
                 m.d.sync += d_delta[lane].eq(
                     Mux(dl > 2 * hmax, 2 * hmax, Mux(dl < -2 * hmax, -2 * hmax, dl)))
 
-        # D → E: the word is registered as it leaves the memory (a block RAM's or SPRAM's
-        # clock-to-output time leaves no room for logic in the same cycle: that path
-        # limited Fmax on ECP5).
-        e_valid = Signal()
-        e_addr = Signal(self.addr_width, reset_less=True)
-        e_sweep = Signal(reset_less=True)
-        e_delta = [Signal(signed(cw), name=f"e_delta{lane}", reset_less=True)
+        # D → Q → E: the word is registered twice as it leaves the memory. A block RAM's or
+        # SPRAM's clock-to-output time leaves no room for logic in the same cycle, and on
+        # ECP5 the 32 block RAMs of the hidden weights lie all over the device: Q only
+        # captures the word (the placer can put each bit beside its block RAM), E carries
+        # it to the change logic. Both paths limited Fmax. A memory of latency 2 or 3 holds
+        # the word in Q's or E's cycle already (its own registers take their place).
+        def delayed(name, signal):
+            out = Signal.like(signal, name=name, reset_less=True)
+            m.d.sync += out.eq(signal)
+            return out
+
+        q_valid, e_valid = Signal(), Signal()
+        m.d.sync += [q_valid.eq(d_valid), e_valid.eq(q_valid)]
+        e_old = self.mem.r_data
+        for stage in ("e_old", "q_old")[:3 - self.mem_latency]:
+            e_old = delayed(stage, e_old)
+        e_addr, e_sweep, e_fire, e_mask = (
+            delayed(f"e_{n}", delayed(f"q_{n}", v))
+            for n, v in (("addr", d_addr), ("sweep", d_sweep), ("fire", d_fire),
+                         ("mask", d_mask)))
+        e_delta = [delayed(f"e_delta{lane}", delayed(f"q_delta{lane}", d_delta[lane]))
                    for lane in range(L)]
-        e_fire = Signal(L, reset_less=True)
-        e_mask = Signal(L, reset_less=True)
-        e_old = Signal(L * b, reset_less=True)
-        m.d.sync += [
-            e_valid.eq(d_valid), e_addr.eq(d_addr), e_sweep.eq(d_sweep), e_fire.eq(d_fire),
-            e_mask.eq(d_mask), e_old.eq(self.mem.r_data),
-            *(e_delta[lane].eq(d_delta[lane]) for lane in range(L)),
-        ]
 
         # E → C: form each lane's change here, so that C is one addition and the
         # saturation. A lane outside the mask changes by 0 (stays as it is).
@@ -446,7 +458,7 @@ class HiddenWeightUpdate(wiring.Component):
             self.written.addr.eq(w_addr),
             self.written.signs.eq(Cat(
                 ~w_data[(lane + 1) * b - 1] for lane in range(L))),
-            self.busy.eq(sweeping | slot_full | accumulating | d_valid | e_valid | c_valid |
-                         s_valid | w_valid),
+            self.busy.eq(sweeping | slot_full | accumulating | d_valid | q_valid | e_valid |
+                         c_valid | s_valid | w_valid),
         ]
         return m
