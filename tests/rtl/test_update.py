@@ -43,9 +43,10 @@ async def _dump(ctx, dut, base, count):
 
 
 async def _idle(ctx, dut):
-    """Wait for ``busy`` to fall."""
+    """Wait for ``busy`` to fall, and for a last write through the harness's registers."""
     await ctx.tick()
     await ctx.tick().until(~dut.busy)
+    await ctx.tick().repeat(2)
 
 
 def _monitor(dut, written):
@@ -84,8 +85,9 @@ BATCHES = [  # (K_out, K_in, lanes, hidden_bits, samples)
 ]
 
 
-@pytest.mark.parametrize("k_out, k_in, lanes, bits, samples", BATCHES)
-def test_batch_matches_model(k_out, k_in, lanes, bits, samples):
+@pytest.mark.parametrize("k_out, k_in, lanes, bits, samples, mem_latency",
+                         [(*case, 1) for case in BATCHES] + [(*BATCHES[0], 2), (*BATCHES[1], 3)])
+def test_batch_matches_model(k_out, k_in, lanes, bits, samples, mem_latency):
     rng = np.random.default_rng(k_out * 100 + k_in)
     hidden, mask, desired, a_prev = batch_case(rng, k_out, k_in, bits, samples)
     expected = ops.apply_update(hidden, ops.update_delta(mask, desired, a_prev, k_out), bits)
@@ -93,7 +95,7 @@ def test_batch_matches_model(k_out, k_in, lanes, bits, samples):
     base = 2
     words = layout_words(hidden, lanes, bits)
     dut = UpdateHarness(lanes=lanes, hidden_bits=bits, depth=len(words) + base + 1,
-                        max_records=samples)
+                        max_records=samples, mem_latency=mem_latency)
     beats = record_beats(mask, desired, a_prev, lanes, base=base)
     out, written = [], []
 
@@ -170,8 +172,9 @@ SWEEPS = [  # (K_out, K_in, lanes, hidden_bits, threshold, carry_segments)
 ]
 
 
-@pytest.mark.parametrize("k_out, k_in, lanes, bits, threshold, segments", SWEEPS)
-def test_sweep_matches_model(k_out, k_in, lanes, bits, threshold, segments):
+@pytest.mark.parametrize("k_out, k_in, lanes, bits, threshold, segments, mem_latency",
+                         [(*case, 1) for case in SWEEPS] + [(*SWEEPS[0], 3), (*SWEEPS[1], 2)])
+def test_sweep_matches_model(k_out, k_in, lanes, bits, threshold, segments, mem_latency):
     rng = np.random.default_rng(k_out * 1000 + k_in * 10 + lanes)
     hidden = odd_hidden(rng, (k_out, k_in), bits)
     seed, step, layer = int(rng.integers(0, 1 << 62)), int(rng.integers(0, 1 << 20)), 3
@@ -179,7 +182,7 @@ def test_sweep_matches_model(k_out, k_in, lanes, bits, threshold, segments):
     words = layout_words(hidden, lanes, bits)
     base = 1
     dut = UpdateHarness(lanes=lanes, hidden_bits=bits, depth=len(words) + 2,
-                        carry_segments=segments)
+                        carry_segments=segments, mem_latency=mem_latency)
     r, tail = row_words(k_in, lanes)
     out, written = [], []
 
@@ -242,6 +245,7 @@ def test_sweep_rate():
     ({"addr_width": 0}, "addr_width must be an integer >= 1; got 0"),
     ({"max_records": 0}, "max_records must be an integer >= 1; got 0"),
     ({"carry_segments": 3}, "carry_segments must be 1, 2 or 4; got 3"),
+    ({"mem_latency": 4}, r"mem_latency must be an integer in \[1, 3\]; got 4"),
 ])
 def test_rejects_bad_parameters(kwargs, message):
     args = {"lanes": 4, "hidden_bits": 8, "addr_width": 8, "max_records": 16, **kwargs}

@@ -6,7 +6,7 @@ and turn a batch's winner masks into record beats (the sequencer's job in the fu
 """
 
 import numpy as np
-from amaranth import Module, Mux
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,14 +22,19 @@ class UpdateHarness(wiring.Component):
     While ``host_sel`` is high the host port (``host_addr``, ``host_r_en`` → ``host_r_data``
     one cycle later, ``host_w_en``/``host_w_data``) owns the memory, for loading and reading
     back; otherwise the update block does. All other ports are the update block's.
+    ``mem_latency`` 2 or 3 puts registers between the update block and the memory as the
+    training core does (its address, enables and data; with 3 also the word read), and builds
+    the block for that latency; the host port has none.
     """
 
     def __init__(self, *, lanes, hidden_bits, depth, max_records=64, carry_segments=1,
-                 spram=False, init=None):
+                 spram=False, init=None, mem_latency=1):
+        self.mem_latency = mem_latency
         self.update = HiddenWeightUpdate(lanes=lanes, hidden_bits=hidden_bits,
                                          addr_width=max(1, (depth - 1).bit_length()),
                                          max_records=max_records,
-                                         carry_segments=carry_segments)
+                                         carry_segments=carry_segments,
+                                         mem_latency=mem_latency)
         self.memory = HiddenWeightMemory(lanes=lanes, hidden_bits=hidden_bits, depth=depth,
                                          spram=spram, model=spram, init=init)
         members = {name: member for name, member in self.update.signature.members.items()
@@ -56,12 +61,22 @@ class UpdateHarness(wiring.Component):
             else:
                 wiring.connect(m, wiring.flipped(ours), theirs)
         host = self.host_sel
+        ups = [up.mem.addr, up.mem.r_en, up.mem.w_en, up.mem.w_data]
+        word = mem.port.r_data
+        if self.mem_latency >= 2:
+            regs = [Signal.like(v) for v in ups]
+            m.d.sync += [r.eq(v) for r, v in zip(regs, ups)]
+            ups = regs
+        if self.mem_latency == 3:
+            word = Signal.like(mem.port.r_data)
+            m.d.sync += word.eq(mem.port.r_data)
+        addr, r_en, w_en, w_data = ups
         m.d.comb += [
-            mem.port.addr.eq(Mux(host, self.host_addr, up.mem.addr)),
-            mem.port.r_en.eq(Mux(host, self.host_r_en, up.mem.r_en)),
-            mem.port.w_en.eq(Mux(host, self.host_w_en, up.mem.w_en)),
-            mem.port.w_data.eq(Mux(host, self.host_w_data, up.mem.w_data)),
-            up.mem.r_data.eq(mem.port.r_data),
+            mem.port.addr.eq(Mux(host, self.host_addr, addr)),
+            mem.port.r_en.eq(Mux(host, self.host_r_en, r_en)),
+            mem.port.w_en.eq(Mux(host, self.host_w_en, w_en)),
+            mem.port.w_data.eq(Mux(host, self.host_w_data, w_data)),
+            up.mem.r_data.eq(word),
             self.host_r_data.eq(mem.port.r_data),
         ]
         return m
