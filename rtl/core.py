@@ -935,11 +935,11 @@ class TrainingCore(wiring.Component):
         # choice of address limited Fmax); the word read is captured in `h_word` as it
         # leaves them (the update block and the host's read buffer take it from there). The
         # port's reads thus take three cycles (`update` is built with mem_latency=3; the
-        # host waits in RWAIT). The choice follows `h_host`
-        # one cycle late, from a register. The host reads or writes only in states entered
-        # from host states, and the update block works only in training states entered from
-        # non-host ones or sweeps (`sw_state`), so the late choice never takes the port from
-        # either. The host's port reads `addr` in every cycle without a write of its own.
+        # host waits in RWAIT). The choice follows `h_host` one cycle late, from a register.
+        # The host reads or writes only in states entered from host states, and the update
+        # block works only in training states entered from non-host ones or sweeps
+        # (`sw_state`), so the late choice never takes the port from either. The host's
+        # port reads `addr` in every cycle without a write of its own.
         h_host_q = Signal()
         m.d.sync += h_host_q.eq(h_host)
         hp_addr = Signal.like(hmem.port.addr)
