@@ -145,11 +145,9 @@ class FrameBridge(wiring.Component):
                                              attrs=NO_RW_CHECK)
         p_wr = pmem.write_port(granularity=8)
         p_rd = RegisteredRead(m, pmem)
-        p_en, p_data = p_rd.en, p_rd.data
         m.submodules.ring = rmem = Memory(shape=32, depth=depth, init=[], attrs=NO_RW_CHECK)
         r_wr = rmem.write_port()
         r_rd = RegisteredRead(m, rmem)
-        r_data = r_rd.data
 
         # -- reply ring: the core writes at head; [tail, tail + last_n) is the last answer ------
         head = Signal(pw)
@@ -194,7 +192,7 @@ class FrameBridge(wiring.Component):
         last_seq = Signal(8)
         code = Signal(2)                       # NACK code
         p_ptr = Signal(range(words + 1))
-        have = Signal()                        # p_data holds a word for cmd
+        have = Signal()                        # p_rd.data holds a word for cmd
         r_ptr = Signal(pw)
         r_left = Signal(range(min(words, depth) + 1))
         b_index = Signal(2)
@@ -248,7 +246,7 @@ class FrameBridge(wiring.Component):
                     nack(ERR_TYPE)
             with m.State("PUSH"):
                 load = ~have | self.cmd.ready
-                m.d.comb += [p_en.eq(load), self.cmd.valid.eq(have)]
+                m.d.comb += [p_rd.en.eq(load), self.cmd.valid.eq(have)]
                 with m.If(load):
                     with m.If(p_ptr != count[2:]):
                         m.d.sync += [p_ptr.eq(p_ptr + 1), have.eq(1)]
@@ -269,7 +267,7 @@ class FrameBridge(wiring.Component):
                     m.next = "RECEIVE"
             with m.State("COUNT"):
                 # tail has moved past the previous answer; answer what is there now.
-                wanted = p_data[:16]
+                wanted = p_rd.data[:16]
                 cap = Signal(16)
                 avail = Signal(pw)
                 n = Signal.like(r_left)
@@ -304,10 +302,10 @@ class FrameBridge(wiring.Component):
         m.d.comb += [hdr.type.eq(Mux(fsm.ongoing("NACK"), NACK,
                                      Mux(f_cmd, FRAME_CMD | 0x80, FRAME_READ | 0x80))),
                      hdr.seq.eq(f_seq), hdr.length.eq(Cat(fsm.ongoing("NACK"), 0, r_left)),
-                     p_rd.addr.eq(p_ptr), self.cmd.payload.eq(p_data),
+                     p_rd.addr.eq(p_ptr), self.cmd.payload.eq(p_rd.data),
                      r_rd.addr.eq(Mux(step, r_ptr + 1, r_ptr)[:pw - 1]),
                      self.tx.payload.data.eq(Mux(fsm.ongoing("NACK_CODE"), code,
-                                                 r_data.word_select(b_index, 8))),
+                                                 r_rd.data.word_select(b_index, 8))),
                      # a NACK's code byte, or the answer's last word's last byte
                      self.tx.payload.last.eq(fsm.ongoing("NACK_CODE")
                                              | ((r_left == 1) & (b_index == 3)))]

@@ -1113,16 +1113,15 @@ class TrainingCore(wiring.Component):
             with m.State("WCOMMIT"):
                 # asm holds the word, its last host word highest: shift it down into place.
                 m.d.comb += h_host.eq(1)
-                wpw = Mux(hdr_hidden, wpw_h, wpw_w)
                 total = max(wpw_w, wpw_h, wpw_x)
-                with m.Switch(wpw):
+                with m.Switch(wpw_cur):
                     for n in set((wpw_w, wpw_h)):
                         with m.Case(n):
                             m.d.sync += asm.eq(asm >> (32 * (total - n)))
                 m.next = "WWRITE"
             with m.State("WWRITE"):
                 m.d.comb += h_host.eq(1)
-                with m.If((hdr_hidden) & sw_active):
+                with m.If(hdr_hidden & sw_active):
                     pass                # the hidden weights are being swept: wait
                 with m.Else():
                     with m.If(hdr_hidden):
@@ -1136,7 +1135,7 @@ class TrainingCore(wiring.Component):
                         m.next = "WDATA"
             with m.State("RISSUE"):
                 m.d.comb += h_host.eq(1)
-                with m.If(~((hdr_hidden) & sw_active)):
+                with m.If(~(hdr_hidden & sw_active)):
                     m.d.sync += out_ix.eq(0)
                     m.next = "RWAIT"
             with m.State("RWAIT"):

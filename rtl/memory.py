@@ -58,7 +58,6 @@ class RegisteredRead:
             m.d.sync += self.data.eq(port.data)
 
 
-
 class SinglePortSignature(wiring.Signature):
     """A single-port synchronous RAM, seen from the side that drives it.
 
