@@ -174,6 +174,12 @@ class TrainingCore(wiring.Component):
         lpw = SIMD // LANES                    # update words per activation word
         widths = p.hidden
         k_hid_max = max(widths)
+        # Counter widths: units of a layer, result groups of a matrix, SIMD words of a
+        # layer's output, hidden-weight words of a row (each counts up to its maximum).
+        kw = _bits(k_hid_max)
+        gw = _bits(max(mt.groups for mt in mats))
+        dw = _bits(max(p.words(l + 1) for l in range(L)))
+        rww = _bits(max(p.row_words(l) for l in range(L)))
 
         # -- blocks ---------------------------------------------------------------------------
         max_words = max(mt.words for mt in mats)
@@ -200,8 +206,8 @@ class TrainingCore(wiring.Component):
         seed = Signal(64)
         step = Signal(32)
         skip_empty = Signal()
-        gamma = Array(Signal(16, name=f"gamma{l}") for l in range(L))
-        n_groups = Array(Signal(16, name=f"groups{l}") for l in range(L))
+        gamma = Array(Signal(kw, name=f"gamma{l}") for l in range(L))
+        n_groups = Array(Signal(kw, name=f"groups{l}") for l in range(L))
         margin_thr = Array(Signal(signed(32), name=f"margin_thr{l}") for l in range(L))
         gate_thr = Array(Signal(16, name=f"gate_thr{l}") for l in range(L))
         reinf_thr = Array(Signal(16, name=f"reinf_thr{l}") for l in range(L))
@@ -341,7 +347,7 @@ class TrainingCore(wiring.Component):
         e_addr = Signal(_bits(p.binary_depth))
         e_left = Signal(_bits(p.binary_depth))
         e_c = Signal(_bits(max_words))
-        e_res = Signal(16)
+        e_res = Signal(gw)
         e_wait_score = Signal()
         src_base = Signal(abw)
         # The activation word's address `src_base + e_c`, counted in a register of its own:
@@ -444,11 +450,11 @@ class TrainingCore(wiring.Component):
         cp_arg = Signal(_bits(L))
         cp_run = Signal()
         cp_layer = Signal(_bits(L))
-        cp_c = Signal(16)
-        cp_words = Signal(16)
+        cp_c = Signal(dw)
+        cp_words = Signal(dw)
         cp_addr = Signal(_bits(p.binary_depth))
         cp_valid = Signal()
-        cp_col = Signal(16)
+        cp_col = Signal(dw)
         cp_lane = Signal(range(PE))
         cp_busy = Signal()
         cp2_valid = Signal()
@@ -479,7 +485,7 @@ class TrainingCore(wiring.Component):
         # The row's lane is taken from the engine's register of the binary-weight word
         # (`q_w`, loaded every cycle), not from the block RAMs' outputs: their clock-to-output
         # time leaves no room for the lane multiplexer (that path limited Fmax).
-        cp2_col = Signal(16)
+        cp2_col = Signal(dw)
         cp_row = Signal(SIMD)
         m.d.sync += [cp2_valid.eq(cp_valid), cp2_col.eq(cp_col)]
         m.d.comb += cp_row.eq(q_w.word_select(cp_lane, SIMD))
@@ -493,10 +499,10 @@ class TrainingCore(wiring.Component):
         any_gate = Signal()
         if bep:
             bp_run = Signal()
-            bp_b = Signal(16)           # column block
-            bp_g = Signal(16)           # row group
+            bp_b = Signal(_bits(max_words))           # column block
+            bp_g = Signal(gw)           # row group
             bp_gap = Signal()           # the idle cycle between passes
-            bp_out = Signal(16)         # passes finished
+            bp_out = Signal(_bits(max_words))         # passes finished
             nb = Array(Const(p.weight_matrix(l + 1).words if l + 1 < L else 1, 16)
                        for l in range(L))[bp_layer]
             ng = Array(Const(p.weight_matrix(l + 1).groups if l + 1 < L else 1, 16)
@@ -526,8 +532,8 @@ class TrainingCore(wiring.Component):
             bp_d_addr = bp_g >> ceil_log2(spw) if spw > 1 else bp_g
             # Data stage.
             bq_valid, bq_first, bq_last = Signal(), Signal(), Signal()
-            bq_g = Signal(16)
-            bq_b = Signal(16)
+            bq_g = Signal(gw)
+            bq_b = Signal(_bits(max_words))
             m.d.sync += [bq_valid.eq(bp_issue), bq_first.eq(bp_i_first),
                          bq_last.eq(bp_i_last), bq_g.eq(bp_g), bq_b.eq(bp_b)]
             drow = Signal(SIMD)
@@ -567,12 +573,12 @@ class TrainingCore(wiring.Component):
         s_layer = Signal(_bits(L))
         s_abase = Signal(abw)       # the selecting sample's input-buffer base
         s_run = Signal()
-        s_j = Signal(16)
+        s_j = Signal(kw)
         s_k = Array(Const(k, 16) for k in widths)[s_layer]
         s_busy = Signal()
-        s_outs = Signal(16)
+        s_outs = Signal(kw)
         s_v = Signal()
-        s_vj = Signal(16)
+        s_vj = Signal(kw)
         s_first = Signal()
         advance = Signal()
         m.d.comb += advance.eq(~s_v | sel.i.ready)
@@ -611,7 +617,7 @@ class TrainingCore(wiring.Component):
         ]
         # Record appender: read the unit's list head, then write the record and the new head.
         ap_wait = Signal()
-        ap_unit = Signal(16)
+        ap_unit = Signal(kw)
         ap_sign = Signal()
         with m.If(sel.o.valid & sel.o.ready):
             m.d.sync += s_outs.eq(s_outs + 1)
@@ -650,10 +656,10 @@ class TrainingCore(wiring.Component):
         u_busy = Signal()
         # 0 idle, 1 head read, 2 head data, 3 list walk, 5 cache replay, 4 drain, 6 next row
         u_phase = Signal(3)
-        u_j = Signal(16)
+        u_j = Signal(kw)
         u_j_last = Signal()         # u_j is the layer's last row (kept with u_j: a comparison
                                     # before the walker's next-state logic limited Fmax)
-        u_c = Signal(16)
+        u_c = Signal(rww)
         u_ptr = Signal(rbw)
         u_hrow = Signal(haw)            # hidden address of the row's first word
         u_wrow = Signal(_bits(p.binary_depth))  # binary-weight address of the row's group
@@ -682,9 +688,9 @@ class TrainingCore(wiring.Component):
         w3_valid = Signal()
         w2_sign, w2_last = Signal(), Signal()
         w2_addr = Signal(haw)
-        w2_c = Signal(16)
+        w2_c = Signal(rww)
         w2_wb = Signal(wb_layout.size)
-        w1_c = Signal(16)
+        w1_c = Signal(rww)
         rec_abase, rec_sign = r_rd.data.abase, r_rd.data.sign
         rec_has_next, rec_next = r_rd.data.has_next, r_rd.data.next
         head_valid, head_ptr = Signal(), Signal(rbw)
@@ -771,7 +777,7 @@ class TrainingCore(wiring.Component):
         wr_sign, wr_last = Signal(), Signal()
         wr_abase = Signal(abw)
         wr_addr = Signal(haw)
-        wr_c = Signal(16)
+        wr_c = Signal(rww)
         wr_wb = Signal(wb_layout.size)
         m.d.sync += [wr_valid.eq(w1_valid), wr_list.eq(w1_valid & ~w1_cache),
                      wr_sign.eq(rec_sign), wr_last.eq(~rec_has_next), wr_abase.eq(rec_abase),
@@ -797,7 +803,7 @@ class TrainingCore(wiring.Component):
         m.d.sync += a_word.eq(a_rd.data)
         w2b_sign, w2b_last = Signal(), Signal()
         w2b_addr = Signal(haw)
-        w2b_c = Signal(16)
+        w2b_c = Signal(rww)
         w2b_wb = Signal.like(w2_wb)
         m.d.sync += [w2b_valid.eq(w2_valid), w2b_sign.eq(w2_sign), w2b_last.eq(w2_last),
                      w2b_addr.eq(w2_addr), w2b_c.eq(w2_c), w2b_wb.eq(w2_wb)]
@@ -880,27 +886,25 @@ class TrainingCore(wiring.Component):
         hdr_count = Signal(16)
         hdr_last = Signal(16)       # count − 1, registered: keeps subtractors off the FSM
         hdr_hidden = Signal()       # arg is the hidden-weight region, registered likewise
-        addr = Signal(32)
+        addr = Signal(max(_bits(p.binary_depth - 1), haw))   # a region's word address
         word_ix = Signal(8)
         wpw_w = p.host_words(PE * SIMD)
         wpw_h = p.host_words(p.hidden_width)
         wpw_x = p.host_words(SIMD)
-        asm = Signal(32 * max(wpw_w, wpw_h, wpw_x))
+        # Host words are shifted in at the top: a hidden-weight word or an input word is
+        # assembled here (its last host word highest). A binary-weight word is not: each
+        # host word is written straight into its 32-bit slice of the memory word (`w_slice`,
+        # one-hot, is the slice of `word_ix`).
+        asm = Signal(32 * max(wpw_h, wpw_x))
+        asm_words = len(asm) // 32
+        w_slice = Signal(wpw_w)
         left = Signal(16)
-        x_word = Signal(16)
-        rsp_data = Signal(32)
-        rsp_last = Signal()
-        rsp_valid = Signal()
-        m.d.comb += [self.rsp.valid.eq(rsp_valid), self.rsp.payload.data.eq(rsp_data),
-                     self.rsp.payload.last.eq(rsp_last)]
-        rsp_done = self.rsp.ready & rsp_valid
+        x_word = Signal(_bits(p.words(0)))
         read_buf = Signal(32 * wpw_h)   # a hidden-weight word read by the host
-        w_words = Signal(32 * wpw_w)    # the binary-weight word at `addr` (`q_w`)
         out_ix = Signal(8)
         h_host = Signal()      # the host owns the hidden-weight port
         host_h_wen = Signal()
-        reply_ix = Signal(8)
-        rec_reply = Array(Signal(32, name=f"rec_reply{l}") for l in range(L))
+        rec_reply = Array(Signal(rec_bits[l] + 1, name=f"rec_reply{l}") for l in range(L))
 
         cmd_word = self.cmd.payload
         take = self.cmd.valid & self.cmd.ready
@@ -949,7 +953,7 @@ class TrainingCore(wiring.Component):
         m.d.sync += h_word.eq(hmem.port.r_data)
         with m.If(h_host_q & (sw_state == 0)):
             m.d.sync += [hp_addr.eq(addr), hp_r_en.eq(~host_h_wen), hp_w_en.eq(host_h_wen),
-                         hp_w_data.eq(asm[:p.hidden_width])]
+                         hp_w_data.eq(asm[32 * (asm_words - wpw_h):][:p.hidden_width])]
         with m.Else():
             m.d.sync += [hp_addr.eq(upd.mem.addr), hp_r_en.eq(upd.mem.r_en),
                          hp_w_en.eq(upd.mem.w_en), hp_w_data.eq(upd.mem.w_data)]
@@ -965,8 +969,10 @@ class TrainingCore(wiring.Component):
                          w_wr.data.eq((upd.written.signs & real).replicate(PE * lpw)),
                          w_wr.en.eq(1 << wbr.sel)]
         with m.Elif(host_w_wen):
-            m.d.comb += [w_wr.addr.eq(addr), w_wr.data.eq(asm[:PE * SIMD]),
-                         w_wr.en.eq((1 << (PE * lpw)) - 1)]
+            n_en = PE * lpw             # one enable per LANES bits (LANES divides 32)
+            m.d.comb += [w_wr.addr.eq(addr),
+                         w_wr.data.eq(cmd_word.replicate(wpw_w)[:PE * SIMD]),
+                         w_wr.en.eq(Cat(w_slice[k * LANES // 32] for k in range(n_en)))]
 
         # Host input word → a[0] (region 0: its addresses are the sample base's) / labels.
         # The engine is idle while the host loads samples: the write port is the host's.
@@ -1018,11 +1024,13 @@ class TrainingCore(wiring.Component):
         wpw_cur = Mux(hdr_hidden, wpw_h, wpw_w)
 
         def word_ix_zero():
-            return [word_ix.eq(0), wix_w.eq(wpw_cur == 1), wix_x.eq(int(wpw_x == 1))]
+            return [word_ix.eq(0), wix_w.eq(wpw_cur == 1), wix_x.eq(int(wpw_x == 1)),
+                    w_slice.eq(1)]
 
         def word_ix_next():
             return [word_ix.eq(word_ix + 1), wix_w.eq(word_ix + 2 == wpw_cur),
-                    wix_x.eq(word_ix + 2 == wpw_x)]
+                    wix_x.eq(word_ix + 2 == wpw_x),
+                    w_slice.eq(w_slice << 1 if wpw_w > 1 else 1)]
 
         def x_word_zero():
             return [x_word.eq(0), x_last.eq(int(p.words(0) == 1))]
@@ -1039,6 +1047,45 @@ class TrainingCore(wiring.Component):
         def word_to_asm():
             m.d.sync += asm.eq(Cat(asm[32:], cmd_word) if len(asm) > 32 else cmd_word)
 
+        # Reply words leave through one register stage (`rsp_*`, the `rsp` stream). A state
+        # pushes a word (`push`) and goes on when the stage takes it (`can_push`); the word
+        # and its `last` flag are chosen by registers only (`rsp_src`, set with the command;
+        # `reply_ix`, `out_ix`), not by the sequencer's state, and the stage's enable is the
+        # stream's handshake alone (state decoding before the reply register's enable
+        # limited Fmax). STATUS replies table words 0..5, TRAIN words 6..7+L.
+        rsp_valid, rsp_last, rsp_data = Signal(), Signal(), Signal(32)
+        m.d.comb += [self.rsp.valid.eq(rsp_valid), self.rsp.payload.data.eq(rsp_data),
+                     self.rsp.payload.last.eq(rsp_last)]
+        SRC_TABLE, SRC_READ, SRC_PRED = 0, 1, 2
+        rsp_src = Signal(2)
+        table = [MAGIC, p.signature, samples_total, batches_total, work, load_cycles,
+                 n_correct, batch_cycles, *rec_reply]
+        STATUS_END, TRAIN_FIRST = 5, 6
+        reply_ix = Signal(range(len(table)))
+        reply_end = Signal.like(reply_ix)
+        push, push_last, push_data = Signal(), Signal(), Signal(32)
+        can_push = ~rsp_valid | self.rsp.ready
+        with m.Switch(rsp_src):
+            with m.Case(SRC_TABLE):
+                m.d.comb += [push_data.eq(Array(Const(v, 32) if isinstance(v, int) else v
+                                                for v in table)[reply_ix]),
+                             push_last.eq(reply_ix == reply_end)]
+            with m.Case(SRC_READ):
+                # A binary-weight word is sent from the engine's register `q_w`, which holds
+                # it while the address stays `addr`; only a hidden-weight word is latched
+                # (each register loads straight from its block RAMs: a multiplexer between
+                # them and one register limited Fmax).
+                m.d.comb += [push_data.eq(Mux(hdr_hidden, read_buf.word_select(out_ix, 32),
+                                              q_w.word_select(out_ix, 32))),
+                             push_last.eq(out_last & left_one)]
+            with m.Case(SRC_PRED):
+                m.d.comb += [push_data.eq(pred), push_last.eq(s_last)]
+        with m.If(can_push):
+            m.d.sync += [rsp_valid.eq(push), rsp_last.eq(push_last), rsp_data.eq(push_data)]
+
+        def reply(src, first=0, end=0):
+            return [rsp_src.eq(src), reply_ix.eq(first), reply_end.eq(end)]
+
         with m.FSM(name="seq"):
             with m.State("HDR"):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
@@ -1053,6 +1100,7 @@ class TrainingCore(wiring.Component):
                         with m.Case(OP_SET_REG):
                             m.next = "SETREG"
                         with m.Case(OP_WRITE, OP_READ):
+                            m.d.sync += reply(SRC_READ)
                             m.next = "ADDR"
                         with m.Case(OP_TRAIN):
                             m.d.sync += [n_correct.eq(0),
@@ -1063,11 +1111,10 @@ class TrainingCore(wiring.Component):
                         with m.Case(OP_INFER):
                             for k in range(L):
                                 m.d.sync += abase[k].eq(a_region[k])
-                            m.d.sync += infer.eq(1)
+                            m.d.sync += [infer.eq(1), *reply(SRC_PRED)]
                             m.next = "X"
                         with m.Case(OP_STATUS):
-                            m.d.sync += [rsp_valid.eq(1), rsp_data.eq(MAGIC), rsp_last.eq(0),
-                                         reply_ix.eq(0)]
+                            m.d.sync += reply(SRC_TABLE, 0, STATUS_END)
                             m.next = "STATUS"
             with m.State("SETREG"):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
@@ -1095,7 +1142,6 @@ class TrainingCore(wiring.Component):
                     m.d.sync += [addr.eq(cmd_word), left.eq(hdr_count),
                                  left_one.eq(hdr_count == 1), *word_ix_zero()]
                     with m.If(hdr_count == 0):
-                        m.d.sync += [rsp_valid.eq(0)]
                         m.next = "HDR"
                     with m.Elif(hdr_op == OP_WRITE):
                         m.next = "WDATA"
@@ -1105,29 +1151,19 @@ class TrainingCore(wiring.Component):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1)]
                 with m.If(take):
                     word_to_asm()
+                    m.d.comb += host_w_wen.eq(~hdr_hidden)
                     with m.If(wix_w):
                         m.d.sync += word_ix_zero()
-                        m.next = "WCOMMIT"
+                        m.next = "WWRITE"
                     with m.Else():
                         m.d.sync += word_ix_next()
-            with m.State("WCOMMIT"):
-                # asm holds the word, its last host word highest: shift it down into place.
-                m.d.comb += h_host.eq(1)
-                total = max(wpw_w, wpw_h, wpw_x)
-                with m.Switch(wpw_cur):
-                    for n in set((wpw_w, wpw_h)):
-                        with m.Case(n):
-                            m.d.sync += asm.eq(asm >> (32 * (total - n)))
-                m.next = "WWRITE"
             with m.State("WWRITE"):
+                # A hidden-weight word is written from `asm` (a binary-weight word is in).
                 m.d.comb += h_host.eq(1)
                 with m.If(hdr_hidden & sw_active):
                     pass                # the hidden weights are being swept: wait
                 with m.Else():
-                    with m.If(hdr_hidden):
-                        m.d.comb += host_h_wen.eq(1)
-                    with m.Else():
-                        m.d.comb += host_w_wen.eq(1)
+                    m.d.comb += host_h_wen.eq(hdr_hidden)
                     m.d.sync += [addr.eq(addr + 1), *left_next()]
                     with m.If(left_one):
                         m.next = "HDR"
@@ -1150,17 +1186,8 @@ class TrainingCore(wiring.Component):
                              out_last.eq(wpw_cur == 1)]
                 m.next = "RSEND"
             with m.State("RSEND"):
-                # A binary-weight word is sent from the engine's register `q_w`, which holds
-                # it while the address stays `addr`; only a hidden-weight word is latched.
-                # Each register loads straight from its block RAMs (a multiplexer between
-                # them and one register limited Fmax).
-                m.d.comb += [h_host.eq(1), w_words.eq(q_w)]
-                m.d.comb += [self.rsp.valid.eq(1),
-                             self.rsp.payload.data.eq(Mux(hdr_hidden,
-                                                          read_buf.word_select(out_ix, 32),
-                                                          w_words.word_select(out_ix, 32))),
-                             self.rsp.payload.last.eq(out_last & left_one)]
-                with m.If(self.rsp.ready):
+                m.d.comb += [h_host.eq(1), push.eq(1)]
+                with m.If(can_push):
                     with m.If(out_last):
                         m.d.sync += [addr.eq(addr + 1), *left_next()]
                         with m.If(left_one):
@@ -1170,18 +1197,11 @@ class TrainingCore(wiring.Component):
                     with m.Else():
                         m.d.sync += [out_ix.eq(out_ix + 1), out_last.eq(out_ix + 2 == wpw_cur)]
             with m.State("STATUS"):
-                m.d.comb += h_host.eq(1)
-                values = [MAGIC, p.signature, samples_total, batches_total, work, load_cycles]
-                with m.If(rsp_done):
+                m.d.comb += [h_host.eq(1), push.eq(1)]
+                with m.If(can_push):
                     m.d.sync += reply_ix.eq(reply_ix + 1)
-                    with m.Switch(reply_ix):
-                        for i in range(len(values) - 1):
-                            with m.Case(i):
-                                m.d.sync += [rsp_data.eq(values[i + 1]),
-                                             rsp_last.eq(i + 1 == len(values) - 1)]
-                        with m.Default():
-                            m.d.sync += rsp_valid.eq(0)
-                            m.next = "HDR"
+                    with m.If(push_last):
+                        m.next = "HDR"
             # -- training: load the batch ------------------------------------------------------
             with m.State("LABEL"):
                 m.d.comb += [self.cmd.ready.eq(1), h_host.eq(1), loading.eq(1)]
@@ -1196,8 +1216,7 @@ class TrainingCore(wiring.Component):
                     with m.If(wix_x):
                         # The SIMD word is complete: the earlier host words (top of asm)
                         # below this one; write it in this cycle.
-                        total = max(wpw_w, wpw_h, wpw_x)
-                        parts = [asm[32 * (total - wpw_x + 1):]] if wpw_x > 1 else []
+                        parts = [asm[32 * (asm_words - wpw_x + 1):]] if wpw_x > 1 else []
                         m.d.comb += [x_data.eq(Cat(*parts, cmd_word)[:SIMD]),
                                      x_wen.eq(1)]
                         m.d.sync += [*word_ix_zero(), x_word.eq(x_word + 1),
@@ -1327,23 +1346,19 @@ class TrainingCore(wiring.Component):
             with m.State("U2"):
                 with m.If(u_layer == L - 1):
                     m.d.sync += [sw_pend.eq(sw_next), sw_next.eq(0)]
-                    m.d.sync += [batches_total.eq(batches_total + 1), rsp_valid.eq(1),
-                                 rsp_data.eq(n_correct), rsp_last.eq(0), reply_ix.eq(0)]
+                    m.d.sync += [batches_total.eq(batches_total + 1),
+                                 *reply(SRC_TABLE, TRAIN_FIRST, len(table) - 1)]
                     m.next = "TREPLY"
                 with m.Else():
                     m.d.sync += u_layer.eq(u_layer + 1)
                     m.next = "U0"
             with m.State("TREPLY"):
-                values = [batch_cycles] + [rec_reply[l] for l in range(L)]
-                with m.If(rsp_done):
+                m.d.comb += push.eq(1)
+                with m.If(can_push):
                     m.d.sync += reply_ix.eq(reply_ix + 1)
-                    with m.Switch(reply_ix):
-                        for i, v in enumerate(values):
-                            with m.Case(i):
-                                m.d.sync += [rsp_data.eq(v), rsp_last.eq(i == len(values) - 1)]
-                        with m.Default():
-                            m.d.sync += [rsp_valid.eq(0), training.eq(0)]
-                            m.next = "HDR"
+                    with m.If(push_last):
+                        m.d.sync += training.eq(0)
+                        m.next = "HDR"
             # -- inference -------------------------------------------------------------------------
             for i, (kind, arg) in enumerate(infer_steps):
                 nxt = f"I{i + 1}" if i + 1 < len(infer_steps) else "IREPLY"
@@ -1356,9 +1371,8 @@ class TrainingCore(wiring.Component):
                     with m.If(~e_busy):
                         m.next = nxt
             with m.State("IREPLY"):
-                m.d.comb += [self.rsp.valid.eq(1), self.rsp.payload.data.eq(pred),
-                             self.rsp.payload.last.eq(s_last)]
-                with m.If(self.rsp.ready):
+                m.d.comb += push.eq(1)
+                with m.If(can_push):
                     with m.If(s_last):
                         m.d.sync += infer.eq(0)
                         m.next = "HDR"
