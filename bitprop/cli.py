@@ -201,6 +201,10 @@ def _add_core_args(p, *, hidden, rule):
                         "configuration; needs pyserial)")
     p.add_argument("--baud", type=int, default=115200, help="with --port (default 115200)")
     p.add_argument("--data-dir", default=None, help="where the dataset files are")
+    p.add_argument("--spram-model", action="store_true",
+                   help="native simulators: build the core with the UP5K's memories (hidden "
+                        "weights, and the input archive where it fits, in SPRAM tiles, "
+                        "simulated by their behavioural model)")
     p.add_argument("--json", default=None, help="write the results here")
 
 
@@ -222,7 +226,7 @@ def _core_run(args, *, check_every):
         check_every = args.check_every
     result = simulate(cfg, data, samples=args.samples, test_samples=args.test_samples,
                       epochs=args.epochs, simulator=args.simulator, check_every=check_every,
-                      serial=args.port, baud=args.baud)
+                      serial=args.port, baud=args.baud, spram_model=args.spram_model)
     result["dataset"] = data.name
     return result
 

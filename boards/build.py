@@ -235,6 +235,8 @@ def _role(name):
     leaf = name.split(".")[0]
     if leaf == "amem":
         return "activation buffers"
+    if leaf == "xmem":
+        return "input archive"
     prefix, index = re.fullmatch(r"(.*?)(\d*)", leaf).groups()
     roles = {"wmem": "binary weights", "hmem": "hidden weights", "amem": "activations a",
              "zmem": "pre-activations z", "dmem": "desired activations d",
@@ -345,10 +347,11 @@ def memory_estimate(plan, device):
         warnings.simplefilter("ignore")
         tree = list(_walk(Fragment.get(core_for(plan, device), None)))
     whole, partial = _assignments(f for _p, f in tree)
-    memories, spram = [], 0
+    memories, spram = [], {}
     for path, frag in tree:
         if isinstance(frag, Instance) and frag.type == "SB_SPRAM256KA":
-            spram += 1
+            owner = path.split(".")[0]          # hmem (hidden weights) or xmem (inputs)
+            spram[owner] = spram.get(owner, 0) + 1
         if not isinstance(frag, MemoryInstance):
             continue
         width = Shape.cast(frag._data.shape).width
@@ -361,16 +364,18 @@ def memory_estimate(plan, device):
         mapped, cells, config = _map(dev.family, width, depth, granularity, shared)
         memories.append(MemoryUse(path, _role(path), width, depth, granularity, mapped, cells,
                                   config))
-    if spram:
-        columns = -(-plan.hidden_width // 16)
-        memories.append(MemoryUse("hmem", "hidden weights", plan.hidden_width,
-                                  plan.hidden_depth, plan.hidden_width, "SB_SPRAM256KA", spram,
-                                  f"{columns}x{spram // columns} tiles of 16384x16"))
+    shapes = {"hmem": (plan.hidden_width, plan.hidden_depth),
+              "xmem": (plan.simd, plan.batch_max * plan.words(0))}
+    for owner, tiles in spram.items():
+        width, depth = shapes[owner]
+        columns = -(-width // 16)
+        memories.append(MemoryUse(owner, _role(owner), width, depth, width, "SB_SPRAM256KA",
+                                  tiles, f"{columns}x{tiles // columns} tiles of 16384x16"))
     blocks = sum(m.cells for m in memories if m.mapped_to in _BLOCK_CELLS)
     return {
         "memories": memories,
         "ram_blocks": blocks,
-        "spram_tiles": spram,
+        "spram_tiles": sum(spram.values()),
         "lutram_cells": sum(m.cells for m in memories if m.mapped_to in _LUTRAM_CELLS),
         "ff_bits": sum(m.bits for m in memories if m.mapped_to == "FF"),
     }
@@ -433,7 +438,8 @@ def fit_check(plan, device, *, search_batch=True):
     if sp and sp["need"] > sp["capacity"]:
         problems.append(
             f"SPRAM needs {sp['need']} tiles ({_kbit(sp['need_bits'])}) for the hidden "
-            f"weights ({plan.hidden_width}x{plan.hidden_depth}), the device has "
+            f"weights ({plan.hidden_width}x{plan.hidden_depth}) and the input archive, the "
+            f"device has "
             f"{sp['capacity']} ({_kbit(sp['capacity_bits'])})")
     report["fits"] = not problems
     report["reason"] = None

@@ -59,6 +59,8 @@ The driver (:mod:`bitprop.boards.driver`) speaks it; on a board the words travel
 of :mod:`bitprop.boards.link`.
 """
 
+import math
+
 from amaranth import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
@@ -66,7 +68,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .backproject import BackProjection
-from .memory import NO_RW_CHECK, HiddenWeightMemory, RegisteredRead
+from .memory import (NO_RW_CHECK, HiddenWeightMemory, RegisteredRead, SinglePortMemory,
+                     spram_tiles)
 from .plan import (MAGIC, OP_INFER, OP_READ, OP_SET_REG, OP_STATUS, OP_TRAIN, OP_WRITE,
                    REGION_HIDDEN, REGISTERS, CorePlan)
 from .scoring import Scoring
@@ -74,13 +77,16 @@ from .select import GroupWinnerSelect
 from .update import HiddenWeightUpdate
 from .xnor_popcount import XnorPopcountArray
 
-__all__ = ["TrainingCore", "RSP_LAYOUT"]
+__all__ = ["TrainingCore", "RSP_LAYOUT", "UP_SPRAM_TILES"]
 RSP_LAYOUT = data.StructLayout({"data": 32, "last": 1})
 
 
 def _bits(n):
     return max(1, int(n).bit_length())
 
+
+#: SB_SPRAM256KA tiles of the iCE40 UP5K (the device ``spram=True`` builds for).
+UP_SPRAM_TILES = 4
 
 #: Bits of one block RAM that the activation buffers are sliced for (ECP5 ``DP16KD``).
 _BLOCK_BITS = 16384
@@ -135,7 +141,8 @@ class TrainingCore(wiring.Component):
     plan : CorePlan
         Network shape, rule and folding.
     spram : bool
-        Keep the hidden weights in iCE40 ``SB_SPRAM256KA`` primitives.
+        Keep the hidden weights in iCE40 ``SB_SPRAM256KA`` primitives, and the batch's input
+        archive too when both fit the UP5K's four (``archive_spram``).
     spram_model : bool
         With ``spram``, simulate them with their behavioural model.
     carry_segments : int
@@ -156,6 +163,10 @@ class TrainingCore(wiring.Component):
             raise TypeError(f"plan must be a CorePlan, not {type(plan).__name__}")
         self.plan = plan.validate()
         self.spram, self.spram_model = bool(spram), bool(spram_model)
+        # The input archive takes SPRAM tiles when the hidden weights leave enough of them.
+        tiles = (math.prod(spram_tiles(plan.hidden_width, plan.hidden_depth))
+                 + math.prod(spram_tiles(plan.simd, plan.batch_max * plan.words(0))))
+        self.archive_spram = self.spram and tiles <= UP_SPRAM_TILES
         self.carry_segments = carry_segments
         super().__init__({
             "cmd": In(stream.Signature(32)),
@@ -225,28 +236,46 @@ class TrainingCore(wiring.Component):
         w_rd = RegisteredRead(m, wmem)
         w_wr = wmem.write_port(granularity=LANES)
         # Activation buffers: a[0] the inputs, a[l] the input of layer l (per sample of the
-        # batch, for the update records), a[L] the last layer's output (one sample). They are
-        # regions of one memory (a[k] from word `a_region[k]` on; every base held in the
-        # sample-base registers and the records is an address of that memory), so that no
-        # multiplexer chooses among buffers behind the block RAMs: the engine and the update
-        # walker each read one buffer at a time, and the host writes a[0] only while the
-        # engine is idle. The memory is sliced into the widest power-of-two slices whose whole
-        # depth fits one block RAM, so that no read-data multiplexer chooses among depth
-        # ranges either (both limited Fmax: the input buffer alone, 2,500 words deep at batch
-        # 100, was five DP16KD behind one). 784-75-75 at batch 100: eight 4-bit slices of
-        # 2,803 words in eight DP16KD, where the separate buffers took seven and LUT RAM.
-        a_depth = [(p.batch_max if k < L else 1) * p.words(k) for k in range(L + 1)]
-        a_region = [sum(a_depth[:k]) for k in range(L + 1)]
+        # batch, for the update records), a[L] the last layer's output (one sample).
+        # - a[0], the batch's inputs, is the archive `xmem`: the host writes it while the
+        #   engine is idle, and the engine and the update walker read it, one at a time, so
+        #   one single-port memory serves it. With `spram`, it takes SB_SPRAM256KA tiles when
+        #   the hidden weights leave enough of the UP5K's four (784-75-75 at batch 100 and
+        #   lanes 4: two tiles each), where it would fill twenty of the thirty EBR.
+        # - a[1..L] are regions of `amem` (a[k] from word `a_region[k]` on; every base held
+        #   in the sample-base registers and the records is an address of its memory), so
+        #   that no multiplexer chooses among buffers behind the block RAMs.
+        # Block-RAM buffers are sliced into the widest power-of-two slices whose whole depth
+        # fits one block RAM, so that no read-data multiplexer chooses among depth ranges
+        # (that limited Fmax: the input buffer, 2,500 words deep at batch 100, was five
+        # DP16KD behind one). 784-75-75 at batch 100 on ECP5: a[0] in eight 4-bit slices.
+        def slice_width(depth):
+            sw = SIMD
+            while sw > 1 and sw * depth > _BLOCK_BITS:
+                sw //= 2
+            return sw if sw * depth <= _BLOCK_BITS else SIMD   # else one memory, multiplexed
+
+        x_depth = p.batch_max * p.words(0)
+        a_depth = [(p.batch_max if k < L else 1) * p.words(k) for k in range(1, L + 1)]
+        a_region = [0] + [sum(a_depth[:k]) for k in range(L)]
         a_total = sum(a_depth)
-        sw = SIMD
-        while sw > 1 and sw * a_total > _BLOCK_BITS:
-            sw //= 2
-        if sw * a_total > _BLOCK_BITS:
-            sw = SIMD                   # too deep for any slice: one memory, multiplexed
         m.submodules.amem = amem = _SlicedMemory(width=SIMD, depth=a_total, granularity=PE,
-                                                 slice_width=sw)
+                                                 slice_width=slice_width(a_total))
         a_rd, a_wr = amem.rd, amem.wr
-        abw = _bits(a_total)
+        if self.archive_spram:
+            m.submodules.xmem = xmem = SinglePortMemory(width=SIMD, depth=x_depth, spram=True,
+                                                        model=self.spram_model)
+            xaw = len(xmem.port.addr)
+            x_rd, x_wr = _Port(xaw, 1, SIMD), _Port(xaw, 1, SIMD)
+            m.d.comb += [xmem.port.addr.eq(Mux(x_wr.en, x_wr.addr, x_rd.addr)),
+                         xmem.port.r_en.eq(x_rd.en & ~x_wr.en), xmem.port.w_en.eq(x_wr.en),
+                         xmem.port.w_data.eq(x_wr.data), x_rd.data.eq(xmem.port.r_data)]
+        else:
+            m.submodules.xmem = xmem = _SlicedMemory(width=SIMD, depth=x_depth,
+                                                     granularity=SIMD,
+                                                     slice_width=slice_width(x_depth))
+            x_rd, x_wr = xmem.rd, xmem.wr
+        abw = max(_bits(a_total), _bits(x_depth))
         z_rd, z_wr, d_rd, d_wr = [], [], [], []
         # BEP: the back-projection through W_l reads the gates of layer l (one bit per unit,
         # formed as the engine writes z_l) and d_l through ports of its own, so that it runs
@@ -359,6 +388,7 @@ class TrainingCore(wiring.Component):
         iss_valid = Signal()
         iss_first = Signal()
         iss_last = Signal()
+        src_x = Signal()            # the job reads a[0] (`xmem`)
         with m.If(e_start):
             m.d.sync += [mi.eq(e_arg), e_run.eq(1), e_pend.eq(1), e_addr.eq(c_base[e_arg]),
                          e_left.eq(c_depth[e_arg]), e_c.eq(0), e_res.eq(0),
@@ -374,7 +404,8 @@ class TrainingCore(wiring.Component):
                 for l in range(L):
                     with m.Case(l):
                         m.d.comb += db.eq(abase[l + 1] if l + 1 < L else a_region[L])
-            m.d.sync += [src_base.eq(sb), dst_base.eq(db), e_aaddr.eq(sb)]
+            m.d.sync += [src_base.eq(sb), dst_base.eq(db), e_aaddr.eq(sb),
+                         src_x.eq(k_src == 0)]
         m.d.comb += iss_valid.eq(e_run)
         with m.If(e_run):
             m.d.comb += [iss_first.eq(e_c == 0), iss_last.eq(e_c == c_words[mi] - 1)]
@@ -394,7 +425,7 @@ class TrainingCore(wiring.Component):
         q_valid, q_first, q_last = Signal(), Signal(), Signal()
         q_act, q_mask, q_w = Signal(SIMD), Signal(SIMD), Signal(PE * SIMD)
         m.d.sync += [q_valid.eq(d_valid), q_first.eq(d_first), q_last.eq(d_last),
-                     q_act.eq(a_rd.data), q_w.eq(w_rd.data),
+                     q_act.eq(Mux(src_x, x_rd.data, a_rd.data)), q_w.eq(w_rd.data),
                      q_mask.eq(Mux(d_last, c_tail[mi], Const((1 << SIMD) - 1, SIMD)))]
         m.d.comb += [
             arr.valid.eq(q_valid), arr.first.eq(q_first), arr.last.eq(q_last),
@@ -671,6 +702,7 @@ class TrainingCore(wiring.Component):
         u_rw = Signal(rww)
         u_rw1 = Signal(rww)
         u_kin = Signal(_bits(max_words))
+        u_x = Signal()              # the layer's inputs are a[0] (`xmem`)
         tails = [p.sizes[l] - (p.row_words(l) - 1) * LANES for l in range(L)]
         tail = Array(Const(t, 8) for t in tails)
         kin_words = Array(Const(p.weight_matrix(l).words, _bits(max_words))
@@ -730,7 +762,8 @@ class TrainingCore(wiring.Component):
         with m.If(u_start):
             m.d.sync += [u_phase.eq(1), u_j.eq(0), u_j_last.eq(u_k == 1),
                          u_hrow.eq(hbase), u_wrow.eq(wbase),
-                         u_rowlane.eq(0), u_rw.eq(rw), u_rw1.eq(rw - 1), u_kin.eq(kin_words)]
+                         u_rowlane.eq(0), u_rw.eq(rw), u_rw1.eq(rw - 1), u_kin.eq(kin_words),
+                         u_x.eq(u_layer == 0)]
         with m.Switch(u_phase):
             with m.Case(1):        # read head[j]
                 m.d.sync += u_phase.eq(2)
@@ -813,7 +846,7 @@ class TrainingCore(wiring.Component):
         # Stage 2b: the activation word, registered as it leaves the block RAMs (their
         # clock-to-output time leaves no room for logic in the same cycle).
         a_word = Signal(SIMD)
-        m.d.sync += a_word.eq(a_rd.data)
+        m.d.sync += a_word.eq(Mux(u_x, x_rd.data, a_rd.data))
         w2b_sign, w2b_last = Signal(), Signal()
         w2b_addr = Signal(haw)
         w2b_c = Signal(rww)
@@ -929,6 +962,8 @@ class TrainingCore(wiring.Component):
             m.d.comb += a_rd.addr.eq(eng_a_addr)
         with m.If(wr_valid):
             m.d.comb += a_rd.addr.eq(u_a_addr)
+        m.d.comb += [x_rd.addr.eq(Mux(wr_valid, u_a_addr, eng_a_addr)),
+                     x_rd.en.eq((e_run & src_x) | (wr_valid & u_x))]
         with m.If(cp_run):
             m.d.comb += w_rd.addr.eq(cp_addr)
         with m.Elif(e_run):
@@ -991,9 +1026,8 @@ class TrainingCore(wiring.Component):
         # The engine is idle while the host loads samples: the write port is the host's.
         x_wen = Signal()
         x_data = Signal(SIMD)
-        with m.If(x_wen):
-            m.d.comb += [a_wr.addr.eq(abase[0] + x_word), a_wr.data.eq(x_data),
-                         a_wr.en.eq((1 << spw) - 1 if spw > 1 else 1)]
+        m.d.comb += [x_wr.addr.eq(abase[0] + x_word), x_wr.data.eq(x_data),
+                     x_wr.en.eq(x_wen)]
         lab_wen = Signal()
         m.d.comb += [lab_wr.addr.eq(sample), lab_wr.data.eq(cmd_word), lab_wr.en.eq(lab_wen),
                      lab_rd.addr.eq(sample)]

@@ -4,9 +4,11 @@
   by the XNOR-popcount array, written by the hidden-weight update when a sign flips. A simple
   dual-port ``amaranth.lib.memory.Memory``: Yosys maps it to ``SB_RAM40_4K`` on iCE40 and
   ``DP16KD`` on ECP5.
-- :class:`HiddenWeightMemory`: ``lanes`` hidden weights of ``hidden_bits`` bits per word behind
-  one single-port, synchronous port (:class:`SinglePortSignature`), which
-  :class:`bitprop.rtl.update.HiddenWeightUpdate` drives. With ``spram=True`` the word is tiled
+- :class:`SinglePortMemory`: words behind one single-port, synchronous port
+  (:class:`SinglePortSignature`); :class:`HiddenWeightMemory` is one of ``lanes`` hidden
+  weights of ``hidden_bits`` bits per word, which
+  :class:`bitprop.rtl.update.HiddenWeightUpdate` drives (the training core also keeps its
+  archive of a batch's input words in one). With ``spram=True`` the word is tiled
   explicitly over ``SB_SPRAM256KA`` primitives (16 bits × 16,384 words each; the UP5K has
   four), so the mapping does not depend on inference; ``model=True`` replaces each primitive
   by :class:`Spram256ka`'s behavioural model for simulation. With ``spram=False`` it is a
@@ -25,11 +27,17 @@ from amaranth.utils import ceil_log2
 
 from .params import check_int
 
-__all__ = ["SinglePortSignature", "Spram256ka", "HiddenWeightMemory", "BinaryWeightMemory",
-           "SPRAM_WIDTH", "SPRAM_DEPTH", "NO_RW_CHECK", "RegisteredRead"]
+__all__ = ["SinglePortSignature", "Spram256ka", "SinglePortMemory", "HiddenWeightMemory",
+           "BinaryWeightMemory", "SPRAM_WIDTH", "SPRAM_DEPTH", "NO_RW_CHECK", "RegisteredRead",
+           "spram_tiles"]
 
 SPRAM_WIDTH = 16
 SPRAM_DEPTH = 16384
+
+
+def spram_tiles(width, depth):
+    """Return ``(columns, banks)``: the ``SB_SPRAM256KA`` tiles of ``depth`` × ``width`` bits."""
+    return -(-width // SPRAM_WIDTH), -(-depth // SPRAM_DEPTH)
 
 #: Attributes of a :class:`~amaranth.lib.memory.Memory` that is never read, in a cycle whose
 #: read data is used, at the address written in the same cycle; read it through
@@ -145,15 +153,13 @@ class Spram256ka(wiring.Component):
         return m
 
 
-class HiddenWeightMemory(wiring.Component):
-    """Hidden-weight storage: ``depth`` words of ``lanes × hidden_bits`` bits, one port.
+class SinglePortMemory(wiring.Component):
+    """``depth`` words of ``width`` bits behind one single-port, synchronous port.
 
     Parameters
     ----------
-    lanes : int, >= 1
-        Hidden weights per word.
-    hidden_bits : int, 2..32
-        Bits per hidden weight.
+    width : int, >= 1
+        Bits per word.
     depth : int, >= 1
         Words.
     spram : bool
@@ -166,22 +172,19 @@ class HiddenWeightMemory(wiring.Component):
 
     Attributes
     ----------
-    port : In(SinglePortSignature(addr_width=ceil_log2(depth), data_width=lanes·hidden_bits))
+    port : In(SinglePortSignature(addr_width=ceil_log2(depth), data_width=width))
         Read latency 1 cycle (``r_data`` valid the cycle after ``r_en``, held until the next
         read); a write takes effect at the clock edge. One access per cycle.
     """
 
-    def __init__(self, *, lanes, hidden_bits, depth, spram=False, model=False, init=None):
-        check_int("lanes", lanes, 1)
-        check_int("hidden_bits", hidden_bits, 2, 32)
+    def __init__(self, *, width, depth, spram=False, model=False, init=None):
+        check_int("width", width, 1)
         check_int("depth", depth, 1)
         if spram and init:
             raise ValueError("init is not supported with spram=True (SPRAM has no initial "
                              "contents)")
-        self.lanes = lanes
-        self.hidden_bits = hidden_bits
         self.depth = depth
-        self.width = lanes * hidden_bits
+        self.width = width
         self.spram = bool(spram)
         self.model = bool(model)
         self.init = list(init or [])
@@ -193,7 +196,7 @@ class HiddenWeightMemory(wiring.Component):
     @property
     def spram_tiles(self):
         """Return ``(columns, banks)`` of ``SB_SPRAM256KA`` used with ``spram=True``."""
-        return -(-self.width // SPRAM_WIDTH), -(-self.depth // SPRAM_DEPTH)
+        return spram_tiles(self.width, self.depth)
 
     def elaborate(self, platform):
         m = Module()
@@ -238,6 +241,29 @@ class HiddenWeightMemory(wiring.Component):
             data = Mux(bank_q == b, bank_data[b], data)
         m.d.comb += port.r_data.eq(data)
         return m
+
+
+class HiddenWeightMemory(SinglePortMemory):
+    """Hidden-weight storage: ``depth`` words of ``lanes`` hidden weights of ``hidden_bits``
+    bits (lane ``l`` in bits ``[l·b, (l+1)·b)``), a :class:`SinglePortMemory`.
+
+    Parameters
+    ----------
+    lanes : int, >= 1
+        Hidden weights per word.
+    hidden_bits : int, 2..32
+        Bits per hidden weight.
+    depth, spram, model, init
+        As :class:`SinglePortMemory`'s.
+    """
+
+    def __init__(self, *, lanes, hidden_bits, depth, spram=False, model=False, init=None):
+        check_int("lanes", lanes, 1)
+        check_int("hidden_bits", hidden_bits, 2, 32)
+        self.lanes = lanes
+        self.hidden_bits = hidden_bits
+        super().__init__(width=lanes * hidden_bits, depth=depth, spram=spram, model=model,
+                         init=init)
 
 
 class BinaryWeightMemory(wiring.Component):

@@ -176,7 +176,8 @@ def _public_ports(top, name):
 
 
 def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="verilator",
-             batch_max=None, check_every=1, workdir=None, serial=None, baud=115200):
+             batch_max=None, check_every=1, workdir=None, serial=None, baud=115200,
+             spram_model=False):
     """Run :func:`run_host` on the simulated core; return its result dict.
 
     Parameters
@@ -202,6 +203,10 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     serial : str, optional
         Instead of a simulator, the serial port of a board programmed with this
         configuration's bitstream (``bitprop build --board``), at ``baud``.
+    spram_model : bool
+        Native simulators only: build the core with the UP5K's memories (``spram=True``:
+        hidden weights, and the input archive where it fits, in ``SB_SPRAM256KA`` tiles),
+        each tile simulated by its behavioural model.
     """
     from bitprop.model.bits import pack
     from bitprop.rtl.plan import CorePlan
@@ -223,12 +228,16 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     test_samples = min(int(test_samples), data.x_test.shape[0])
     # Native builds happen here; cocotb builds inside run_cocotb; a board needs none.
     native = simulator in ("native", "native-serial") and serial is None
+    if spram_model and not native:
+        raise ConfigError("spram_model needs a native simulator (native, native-serial)")
+    memories = dict(spram=True, spram_model=True) if spram_model else {}
+    tag = f"{plan.signature:08x}" + ("_spram" if spram_model else "")
     if native and simulator == "native-serial":
-        device = SerialCore(plan=plan, divisor=SIM_UART_DIVISOR, max_payload=LINK_MAX_PAYLOAD)
-        exe = build_native(device, name=f"serial_{plan.signature:08x}",
-                           uart_divisor=SIM_UART_DIVISOR)
+        device = SerialCore(plan=plan, divisor=SIM_UART_DIVISOR, max_payload=LINK_MAX_PAYLOAD,
+                            **memories)
+        exe = build_native(device, name=f"serial_{tag}", uart_divisor=SIM_UART_DIVISOR)
     elif native:
-        exe = build_native(TrainingCore(plan=plan), name=f"core_{plan.signature:08x}")
+        exe = build_native(TrainingCore(plan=plan, **memories), name=f"core_{tag}")
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "data.npz", x_train=pack(data.x_train[:samples]),

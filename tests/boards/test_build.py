@@ -84,11 +84,17 @@ def test_estimate_walks_every_memory_of_the_core():
     by_name = {m.name: m for m in est["memories"]}
     assert (by_name["wmem"].width, by_name["wmem"].depth) == (plan.binary_width,
                                                               plan.binary_depth)
-    # The activation buffers a[0] … a[L] are regions of one memory kept as full-depth
-    # slices of the SIMD word (no depth multiplexer), each written PE bits at a time.
+    # The input archive a[0] (block RAM here: the hidden weights take all four SPRAM tiles)
+    # and the activation buffers a[1] … a[L], regions of one memory, are kept as full-depth
+    # slices of the SIMD word (no depth multiplexer); the buffers are written PE bits at a
+    # time, the archive a whole word.
+    archive = [m for m in est["memories"] if m.name.startswith("xmem.s")]
+    assert sum(m.width for m in archive) == plan.simd and len(archive) > 1
+    assert all(m.depth == plan.batch_max * plan.words(0) and m.granularity == m.width
+               for m in archive)
     slices = [m for m in est["memories"] if m.name.startswith("amem.s")]
-    depth = sum((plan.batch_max if k < L else 1) * plan.words(k) for k in range(L + 1))
-    assert sum(m.width for m in slices) == plan.simd and len(slices) > 1
+    depth = sum((plan.batch_max if k < L else 1) * plan.words(k) for k in range(1, L + 1))
+    assert sum(m.width for m in slices) == plan.simd
     assert all(m.depth == depth and m.granularity == min(m.width, plan.pe) for m in slices)
     # All layers' update records in one memory, after the walker's row cache.
     assert by_name["records"].depth == plan.batch_max + sum(plan.records_max)
@@ -99,6 +105,11 @@ def test_estimate_walks_every_memory_of_the_core():
     assert est["spram_tiles"] == cols * banks == by_name["hmem"].cells
     assert est["ram_blocks"] == sum(m.cells for m in est["memories"]
                                     if m.mapped_to == "SB_RAM40_4K")
+    # With 4 lanes the hidden weights take two tiles and leave two to the archive.
+    est4 = build.memory_estimate(_plan(**{**FLAGSHIP, "lanes": 4}), "up5k")
+    tiles = {m.name: m.cells for m in est4["memories"] if m.mapped_to == "SB_SPRAM256KA"}
+    assert tiles == {"hmem": 2, "xmem": 2} and est4["spram_tiles"] == 4
+    assert est4["ram_blocks"] == est["ram_blocks"] - sum(m.cells for m in archive)
     # On ECP5 the hidden weights are block RAM, no SPRAM.
     est5 = build.memory_estimate(plan, "ecp5-25")
     assert est5["spram_tiles"] == 0
@@ -121,7 +132,7 @@ def test_fit_check_refuses_the_flagship_on_up5k_naming_the_resource(no_tools):
     msg = report["reason"]
     assert msg.startswith("does not fit up5k: block RAM needs ")
     assert f"{need} EBR ({need * 4} kbit), the device has 30 (120 kbit)" in msg
-    assert "binary weights 128x550 24" in msg and "activation buffers 8x4x2803 24" in msg
+    assert "binary weights 128x550 24" in msg and "input archive 8x4x2500 24" in msg
     # No smaller batch helps: the batch-independent memories alone exceed 30 EBR.
     assert report["largest_batch_max"] is None
     assert "no batch_max fits" in msg

@@ -11,7 +11,8 @@ from bitprop.model.config import RunConfig
 from bitprop.rtl.core import TrainingCore
 from bitprop.rtl.plan import OP_READ, REGION_HIDDEN, CorePlan
 from bitprop.sim import native
-from bitprop.sim.session import SIM_UART_DIVISOR
+from bitprop.sim.session import SIM_UART_DIVISOR, simulate
+from tests.model.toys import toy_data
 from tests.rtl.test_core import WHOLE_RUNS, check_whole_run, whole_run
 
 pytestmark = pytest.mark.skipif(not native.available(),
@@ -96,3 +97,15 @@ def test_simulated_board_survives_noise_on_the_wire(small_serial):
         assert port.cycles > 0 and not port.link.decoder.errors and port.link.resends == 0
         with pytest.raises(LinkError, match="exceeds the maximum"):
             port.link.request(FRAME_READ, bytes(LINK_MAX_PAYLOAD + 1))
+
+
+def test_native_run_with_the_up5k_memories():
+    # spram=True: the hidden weights and the input archive in SB_SPRAM256KA tiles (their
+    # behavioural model), single-port, as the UP5K build has them.
+    rule, hidden, gamma, fold = WHOLE_RUNS[1]
+    cfg = RunConfig(rule=rule, hidden=hidden, gamma=gamma, input_dim=37, n_classes=3, **fold)
+    assert TrainingCore(plan=CorePlan.from_config(cfg), spram=True).archive_spram
+    data = toy_data(seed=3, n=300, d=37, classes=3, flip=0.3)
+    result = simulate(cfg.replace(batch=10, hidden_bits=6, seed=7), data, samples=40,
+                      test_samples=30, epochs=2, simulator="native", spram_model=True)
+    check_whole_run(result, batches=8)
