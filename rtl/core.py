@@ -1008,19 +1008,28 @@ class TrainingCore(wiring.Component):
         m.d.comb += [hmem.port.addr.eq(hp_addr), hmem.port.r_en.eq(hp_r_en),
                      hmem.port.w_en.eq(hp_w_en), hmem.port.w_data.eq(hp_w_data),
                      upd.mem.r_data.eq(h_word)]
-        # Binary-weight write port: host words or written signs.
+        # Binary-weight write port: host words or written signs. A host word is written the
+        # cycle after it is taken, from registers (`hw_*`): the command stream's handshake
+        # and the sequencer's state do not reach the block RAMs' data inputs (that path
+        # limited Fmax). `addr` moves on only after the memory word's last host word.
         host_w_wen = Signal()
+        hw_wen = Signal()
+        hw_data = Signal(32)
+        hw_slice = Signal.like(w_slice)
+        m.d.sync += hw_wen.eq(host_w_wen)
+        with m.If(host_w_wen):
+            m.d.sync += [hw_data.eq(cmd_word), hw_slice.eq(w_slice)]
         with m.If(wb_write):
             # Padding lanes of a row's last word stay 0 (the update reports their sums).
             real = Mux(wbr.tail, w2_tail, Const((1 << LANES) - 1, LANES))
             m.d.comb += [w_wr.addr.eq(wbr.addr),
                          w_wr.data.eq((upd.written.signs & real).replicate(PE * lpw)),
                          w_wr.en.eq(1 << wbr.sel)]
-        with m.Elif(host_w_wen):
+        with m.Elif(hw_wen):
             n_en = PE * lpw             # one enable per LANES bits (LANES divides 32)
             m.d.comb += [w_wr.addr.eq(addr),
-                         w_wr.data.eq(cmd_word.replicate(wpw_w)[:PE * SIMD]),
-                         w_wr.en.eq(Cat(w_slice[k * LANES // 32] for k in range(n_en)))]
+                         w_wr.data.eq(hw_data.replicate(wpw_w)[:PE * SIMD]),
+                         w_wr.en.eq(Cat(hw_slice[k * LANES // 32] for k in range(n_en)))]
 
         # Host input word → a[0] (region 0: its addresses are the sample base's) / labels.
         # The engine is idle while the host loads samples: the write port is the host's.
@@ -1205,7 +1214,8 @@ class TrainingCore(wiring.Component):
                     with m.Else():
                         m.d.sync += word_ix_next()
             with m.State("WWRITE"):
-                # A hidden-weight word is written from `asm` (a binary-weight word is in).
+                # A hidden-weight word is written from `asm` (a binary-weight word's last
+                # host word is written in this cycle, from `hw_*`).
                 m.d.comb += h_host.eq(1)
                 with m.If(hdr_hidden & sw_active):
                     pass                # the hidden weights are being swept: wait
