@@ -117,7 +117,7 @@ class BoardTop(Elaboratable):
         ice40 = DEVICES[self.board.device].family == "ice40"
         # The same core as `bitprop build --device` (boards.build.core_for).
         self.serial = SerialCore(plan=plan, divisor=self.divisor, spram=ice40,
-                                 carry_segments=2 if ice40 else 1,
+                                 carry_segments=1,
                                  max_payload=LINK_MAX_PAYLOAD)
 
     def elaborate(self, platform):

@@ -207,7 +207,7 @@ class TrainingCore(wiring.Component):
             step_width=32, layer_width=_bits(L), mem_latency=3)
         m.submodules.hmem = hmem = HiddenWeightMemory(
             lanes=LANES, hidden_bits=p.hidden_bits, depth=p.hidden_depth,
-            spram=self.spram, model=self.spram_model)
+            spram=self.spram, model=self.spram_model, slice_bits=_BLOCK_BITS)
         bep = p.rule == "bep" and L > 1
         if bep:
             m.submodules.backproject = bp = BackProjection(simd=SIMD, max_rows=k_hid_max,
@@ -276,18 +276,26 @@ class TrainingCore(wiring.Component):
                                                      slice_width=slice_width(x_depth))
             x_rd, x_wr = xmem.rd, xmem.wr
         abw = max(_bits(a_total), _bits(x_depth))
-        z_rd, z_wr, d_rd, d_wr = [], [], [], []
+        # Per-layer memories that one client at a time reads or writes are regions of one
+        # memory, addressed `Cat(index, layer)` (no adder, no read multiplexer): the
+        # pre-activations z_l (written by the engine's W_l job, read by the selection of
+        # layer l) and the record heads (below). The block RAMs are the budget on the UP5K.
+        def at_layer(index, width, layer):
+            """The address of entry `index` (`width` bits) in the region of `layer`."""
+            return Cat(index[:width], layer) if L > 1 else index[:width]
+
+        zgw = max(1, ceil_log2(max(p.weight_matrix(l).groups for l in range(L))))
+        m.submodules.zmem = zm = Memory(shape=PE * zw, depth=L << zgw, init=[],
+                                        attrs=NO_RW_CHECK)
+        z_rd, z_wr = RegisteredRead(m, zm), zm.write_port()
+        d_rd, d_wr = [], []
         # BEP: the back-projection through W_l reads the gates of layer l (one bit per unit,
         # formed as the engine writes z_l) and d_l through ports of its own, so that it runs
         # while the selection streams (z_l, d_l) through theirs.
         g_rd, g_wr, db_rd = {}, {}, {}
         for l in range(L):
-            zm = Memory(shape=PE * zw, depth=p.weight_matrix(l).groups, init=[],
-                        attrs=NO_RW_CHECK)
             dm = Memory(shape=SIMD, depth=p.words(l + 1), init=[], attrs=NO_RW_CHECK)
-            m.submodules[f"zmem{l}"], m.submodules[f"dmem{l}"] = zm, dm
-            z_rd.append(RegisteredRead(m, zm))
-            z_wr.append(zm.write_port())
+            m.submodules[f"dmem{l}"] = dm
             d_rd.append(RegisteredRead(m, dm))
             d_wr.append(dm.write_port())
             if bep and l >= 1:
@@ -310,13 +318,10 @@ class TrainingCore(wiring.Component):
         rec_region = [p.batch_max + sum(p.records_max[:l]) for l in range(L)]
         rec_depth = p.batch_max + sum(p.records_max)
         rbw = _bits(rec_depth)
-        h_rd, h_wr = [], []
-        for l in range(L):
-            hm = Memory(shape=data.StructLayout({"valid": 1, "ptr": rbw}), depth=widths[l],
-                        init=[], attrs=NO_RW_CHECK)
-            m.submodules[f"heads{l}"] = hm
-            h_rd.append(RegisteredRead(m, hm))
-            h_wr.append(hm.write_port())
+        hgw = max(1, ceil_log2(k_hid_max))
+        m.submodules.heads = hm = Memory(shape=data.StructLayout({"valid": 1, "ptr": rbw}),
+                                         depth=L << hgw, init=[], attrs=NO_RW_CHECK)
+        h_rd, h_wr = RegisteredRead(m, hm), hm.write_port()
         m.submodules.records = rm = Memory(
             shape=data.StructLayout({"abase": abw, "sign": 1, "has_next": 1, "next": rbw}),
             depth=rec_depth, init=[], attrs=NO_RW_CHECK)
@@ -324,7 +329,7 @@ class TrainingCore(wiring.Component):
         rcount = Array(Signal(rec_bits[l] + 1, name=f"rcount{l}") for l in range(L))
 
         # Default: every read port idle-enabled, every write port off.
-        for port in ([w_rd, lab_rd, a_rd, r_rd] + z_rd + d_rd + h_rd + list(g_rd.values())
+        for port in ([w_rd, lab_rd, a_rd, r_rd, z_rd, h_rd] + d_rd + list(g_rd.values())
                      + list(db_rd.values())):
             m.d.comb += port.en.eq(1)
 
@@ -389,6 +394,7 @@ class TrainingCore(wiring.Component):
         iss_first = Signal()
         iss_last = Signal()
         src_x = Signal()            # the job reads a[0] (`xmem`)
+        e_layer = Signal(_bits(L))  # the job's layer
         with m.If(e_start):
             m.d.sync += [mi.eq(e_arg), e_run.eq(1), e_pend.eq(1), e_addr.eq(c_base[e_arg]),
                          e_left.eq(c_depth[e_arg]), e_c.eq(0), e_res.eq(0),
@@ -405,7 +411,7 @@ class TrainingCore(wiring.Component):
                     with m.Case(l):
                         m.d.comb += db.eq(abase[l + 1] if l + 1 < L else a_region[L])
             m.d.sync += [src_base.eq(sb), dst_base.eq(db), e_aaddr.eq(sb),
-                         src_x.eq(k_src == 0)]
+                         src_x.eq(k_src == 0), e_layer.eq(c_layer[e_arg])]
         m.d.comb += iss_valid.eq(e_run)
         with m.If(e_run):
             m.d.comb += [iss_first.eq(e_c == 0), iss_last.eq(e_c == c_words[mi] - 1)]
@@ -449,10 +455,10 @@ class TrainingCore(wiring.Component):
                     m.d.comb += score.threshold.eq(margin_thr[l])
         with m.If(score.out_valid):
             m.d.sync += e_wait_score.eq(0)
+        m.d.comb += [z_wr.addr.eq(at_layer(res_group, zgw, e_layer)),
+                     z_wr.data.eq(arr.z.as_value()), z_wr.en.eq(arr.out_valid & ~c_isq[mi])]
         for l in range(L):
             hit = arr.out_valid & ~c_isq[mi] & (c_layer[mi] == l)
-            m.d.comb += [z_wr[l].addr.eq(res_group), z_wr[l].data.eq(arr.z.as_value()),
-                         z_wr[l].en.eq(hit)]
             if l in g_wr:
                 # Gate of each unit of the group: |z| ≤ ⌊ν·K⌋, padding rows closed.
                 gate = Signal(PE, name=f"gate{l}")
@@ -633,10 +639,11 @@ class TrainingCore(wiring.Component):
         s_z_addr = s_j >> lg_pe
         s_d_addr = s_j >> lg_simd
         s_zrow, s_drow = Signal(PE * zw), Signal(SIMD)
+        m.d.comb += s_zrow.eq(z_rd.data)
         with m.Switch(s_layer):
             for l in range(L):
                 with m.Case(l):
-                    m.d.comb += [s_zrow.eq(z_rd[l].data), s_drow.eq(d_rd[l].data)]
+                    m.d.comb += s_drow.eq(d_rd[l].data)
         m.d.comb += [
             sel.i.valid.eq(s_v),
             sel.i.payload.z.eq(s_zrow.word_select(s_vj & (PE - 1), zw) if PE > 1
@@ -665,19 +672,19 @@ class TrainingCore(wiring.Component):
         for l in range(L):
             with m.If(s_layer == l):
                 m.d.comb += ap_ptr.eq(rec_region[l] + rcount[l])
-            with m.If(ap_wait & (s_layer == l)):
-                m.d.comb += [
-                    r_wr.addr.eq(ap_ptr),
-                    r_wr.data.abase.eq(s_abase),
-                    r_wr.data.sign.eq(ap_sign),
-                    r_wr.data.has_next.eq(h_rd[l].data.valid),
-                    r_wr.data.next.eq(h_rd[l].data.ptr),
-                    r_wr.en.eq(1),
-                    h_wr[l].addr.eq(ap_unit),
-                    h_wr[l].data.valid.eq(1),
-                    h_wr[l].data.ptr.eq(ap_ptr),
-                    h_wr[l].en.eq(1),
-                ]
+        with m.If(ap_wait):
+            m.d.comb += [
+                r_wr.addr.eq(ap_ptr),
+                r_wr.data.abase.eq(s_abase),
+                r_wr.data.sign.eq(ap_sign),
+                r_wr.data.has_next.eq(h_rd.data.valid),
+                r_wr.data.next.eq(h_rd.data.ptr),
+                r_wr.en.eq(1),
+                h_wr.addr.eq(at_layer(ap_unit, hgw, s_layer)),
+                h_wr.data.valid.eq(1),
+                h_wr.data.ptr.eq(ap_ptr),
+                h_wr.en.eq(1),
+            ]
 
         # ========================================================================================
         # Batch end: replay each row's records into the update block, then reinforcement.
@@ -732,11 +739,7 @@ class TrainingCore(wiring.Component):
         w1_c = Signal(rww)
         rec_abase, rec_sign = r_rd.data.abase, r_rd.data.sign
         rec_has_next, rec_next = r_rd.data.has_next, r_rd.data.next
-        head_valid, head_ptr = Signal(), Signal(rbw)
-        with m.Switch(u_layer):
-            for l in range(L):
-                with m.Case(l):
-                    m.d.comb += [head_valid.eq(h_rd[l].data.valid), head_ptr.eq(h_rd[l].data.ptr)]
+        head_valid, head_ptr = h_rd.data.valid, h_rd.data.ptr
         # Five beats may be in flight. `room` is registered from the last cycle's level with
         # one beat more of margin (the level rises by at most one a cycle): the FIFO's level
         # logic before the walker's next-state logic limited Fmax.
@@ -813,10 +816,11 @@ class TrainingCore(wiring.Component):
                           & ~beats.r_rdy):
                     m.d.sync += u_phase.eq(0)
         m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c), w1_cache.eq(u_phase == 5)]
-        # Clear the head of a row once read (phase 2), ready for the next batch.
-        for l in range(L):
-            with m.If((u_phase == 2) & (u_layer == l)):
-                m.d.comb += [h_wr[l].addr.eq(u_j), h_wr[l].data.valid.eq(0), h_wr[l].en.eq(1)]
+        # Clear the head of a row once read (phase 2), ready for the next batch (the walk
+        # runs when no selection appends).
+        with m.If(u_phase == 2):
+            m.d.comb += [h_wr.addr.eq(at_layer(u_j, hgw, u_layer)), h_wr.data.valid.eq(0),
+                         h_wr.en.eq(1)]
         # Stage 2: read the record's activation word.
         # The record's fields are registered before the address arithmetic (block-RAM outputs
         # feed no logic directly: that path limited Fmax), then the activation word is read.
@@ -975,11 +979,12 @@ class TrainingCore(wiring.Component):
         if bep:
             with m.If(bp_run):
                 m.d.comb += w_rd.addr.eq(bp_w_addr)
+        m.d.comb += [z_rd.addr.eq(at_layer(s_z_addr, zgw, s_layer)), z_rd.en.eq(advance),
+                     h_rd.addr.eq(Mux(u_phase == 1, at_layer(u_j, hgw, u_layer),
+                                      at_layer(s_h_addr, hgw, s_layer)))]
         for l in range(L):
             with m.If(s_layer == l):
-                m.d.comb += [z_rd[l].addr.eq(s_z_addr), d_rd[l].addr.eq(s_d_addr),
-                             z_rd[l].en.eq(advance), d_rd[l].en.eq(advance)]
-            m.d.comb += h_rd[l].addr.eq(Mux(u_phase == 1, u_j, s_h_addr))
+                m.d.comb += [d_rd[l].addr.eq(s_d_addr), d_rd[l].en.eq(advance)]
         m.d.comb += r_rd.addr.eq(Mux(u_phase == 5, u_rk, u_ptr))
         # Hidden-weight port: the host or the update block, through registers (address,
         # enables, data) right before the memory, so that nothing but routing lies between a

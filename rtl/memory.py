@@ -169,6 +169,12 @@ class SinglePortMemory(wiring.Component):
         With ``spram``, use :class:`Spram256ka`'s behavioural model (for simulation).
     init : sequence of int, optional
         Initial words (not with ``spram``; the SPRAM cannot be initialised by the bitstream).
+    slice_bits : int, optional
+        Without ``spram``: keep the word as memories of as few bits each as it takes for
+        one of them to hold at most this many bits (a block RAM's), each of the whole depth,
+        so that Yosys builds no read multiplexer across depth ranges and each block RAM's
+        output can sit by its few bits of the consumer's register (on ECP5 the 32 DP16KD of
+        784-75-75's hidden weights behind depth multiplexers were a critical path).
 
     Attributes
     ----------
@@ -177,14 +183,17 @@ class SinglePortMemory(wiring.Component):
         read); a write takes effect at the clock edge. One access per cycle.
     """
 
-    def __init__(self, *, width, depth, spram=False, model=False, init=None):
+    def __init__(self, *, width, depth, spram=False, model=False, init=None, slice_bits=None):
         check_int("width", width, 1)
         check_int("depth", depth, 1)
+        if slice_bits is not None:
+            check_int("slice_bits", slice_bits, 1)
         if spram and init:
             raise ValueError("init is not supported with spram=True (SPRAM has no initial "
                              "contents)")
         self.depth = depth
         self.width = width
+        self.slice_bits = slice_bits
         self.spram = bool(spram)
         self.model = bool(model)
         self.init = list(init or [])
@@ -202,18 +211,24 @@ class SinglePortMemory(wiring.Component):
         m = Module()
         port = self.port
         if not self.spram:
-            m.submodules.mem = mem = memory.Memory(shape=self.width, depth=self.depth,
-                                                   init=self.init)
-            rd = mem.read_port()
-            wr = mem.write_port()
-            m.d.comb += [
-                rd.addr.eq(port.addr),
-                rd.en.eq(port.r_en & ~port.w_en),
-                port.r_data.eq(rd.data),
-                wr.addr.eq(port.addr),
-                wr.data.eq(port.w_data),
-                wr.en.eq(port.w_en),
-            ]
+            sw = self.width
+            if self.slice_bits:
+                sw = max(1, min(self.width, self.slice_bits // self.depth))
+            for i, lo in enumerate(range(0, self.width, sw)):
+                hi = min(lo + sw, self.width)
+                init = [(w >> lo) & ((1 << (hi - lo)) - 1) for w in self.init]
+                mem = memory.Memory(shape=hi - lo, depth=self.depth, init=init)
+                m.submodules["mem" if sw == self.width else f"mem{i}"] = mem
+                rd = mem.read_port()
+                wr = mem.write_port()
+                m.d.comb += [
+                    rd.addr.eq(port.addr),
+                    rd.en.eq(port.r_en & ~port.w_en),
+                    port.r_data[lo:hi].eq(rd.data),
+                    wr.addr.eq(port.addr),
+                    wr.data.eq(port.w_data[lo:hi]),
+                    wr.en.eq(port.w_en),
+                ]
             return m
         cols, banks = self.spram_tiles
         bank = port.addr[14:] if banks > 1 else Const(0, 1)
@@ -253,17 +268,18 @@ class HiddenWeightMemory(SinglePortMemory):
         Hidden weights per word.
     hidden_bits : int, 2..32
         Bits per hidden weight.
-    depth, spram, model, init
+    depth, spram, model, init, slice_bits
         As :class:`SinglePortMemory`'s.
     """
 
-    def __init__(self, *, lanes, hidden_bits, depth, spram=False, model=False, init=None):
+    def __init__(self, *, lanes, hidden_bits, depth, spram=False, model=False, init=None,
+                 slice_bits=None):
         check_int("lanes", lanes, 1)
         check_int("hidden_bits", hidden_bits, 2, 32)
         self.lanes = lanes
         self.hidden_bits = hidden_bits
         super().__init__(width=lanes * hidden_bits, depth=depth, spram=spram, model=model,
-                         init=init)
+                         init=init, slice_bits=slice_bits)
 
 
 class BinaryWeightMemory(wiring.Component):

@@ -79,8 +79,9 @@ def test_estimate_walks_every_memory_of_the_core():
     est = build.memory_estimate(plan, "up5k")
     names = {m.name for m in est["memories"]}
     L = plan.n_layers
-    assert {"wmem", "labels", "records", "beats.storage", "wback.storage", "hmem"} <= names
-    assert {f"{kind}{l}" for kind in ("zmem", "dmem", "heads") for l in range(L)} <= names
+    assert {"wmem", "labels", "records", "beats.storage", "wback.storage", "hmem", "zmem",
+            "heads"} <= names
+    assert {f"dmem{l}" for l in range(L)} <= names
     by_name = {m.name: m for m in est["memories"]}
     assert (by_name["wmem"].width, by_name["wmem"].depth) == (plan.binary_width,
                                                               plan.binary_depth)
@@ -113,7 +114,8 @@ def test_estimate_walks_every_memory_of_the_core():
     # On ECP5 the hidden weights are block RAM, no SPRAM.
     est5 = build.memory_estimate(plan, "ecp5-25")
     assert est5["spram_tiles"] == 0
-    assert any(m.name == "hmem.mem" and m.mapped_to == "DP16KD" for m in est5["memories"])
+    assert any(m.name.startswith("hmem.mem") and m.mapped_to == "DP16KD"
+               for m in est5["memories"])
 
 
 def test_estimate_grows_with_the_batch():
