@@ -692,7 +692,8 @@ class TrainingCore(wiring.Component):
         u_start = Signal()
         u_layer = Signal(_bits(L))
         u_busy = Signal()
-        # 0 idle, 1 head read, 2 head data, 3 list walk, 5 cache replay, 4 drain, 6 next row
+        # 0 idle, 1 head read, 7 head data, 2 head registered, 3 list walk, 5 cache replay,
+        # 4 drain, 6 next row
         u_phase = Signal(3)
         u_j = Signal(kw)
         u_j_last = Signal()         # u_j is the layer's last row (kept with u_j: a comparison
@@ -739,7 +740,10 @@ class TrainingCore(wiring.Component):
         w1_c = Signal(rww)
         rec_abase, rec_sign = r_rd.data.abase, r_rd.data.sign
         rec_has_next, rec_next = r_rd.data.has_next, r_rd.data.next
-        head_valid, head_ptr = h_rd.data.valid, h_rd.data.ptr
+        # The row's head, registered as it leaves the block RAM (phase 7) before the walker
+        # decides on it (read straight into its next-state logic, it limited Fmax).
+        head_valid, head_ptr = Signal(), Signal(rbw)
+        m.d.sync += [head_valid.eq(h_rd.data.valid), head_ptr.eq(h_rd.data.ptr)]
         # Five beats may be in flight. `room` is registered from the last cycle's level with
         # one beat more of margin (the level rises by at most one a cycle): the FIFO's level
         # logic before the walker's next-state logic limited Fmax.
@@ -769,6 +773,8 @@ class TrainingCore(wiring.Component):
                          u_x.eq(u_layer == 0)]
         with m.Switch(u_phase):
             with m.Case(1):        # read head[j]
+                m.d.sync += u_phase.eq(7)
+            with m.Case(7):        # head[j] leaves the block RAM
                 m.d.sync += u_phase.eq(2)
             with m.Case(2):        # head data: walk the row or go on
                 with m.If(head_valid):
@@ -950,7 +956,6 @@ class TrainingCore(wiring.Component):
         w_slice = Signal(wpw_w)
         left = Signal(16)
         x_word = Signal(_bits(p.words(0)))
-        read_buf = Signal(32 * wpw_h)   # a hidden-weight word read by the host
         out_ix = Signal(8)
         h_host = Signal()      # the host owns the hidden-weight port
         host_h_wen = Signal()
@@ -1019,11 +1024,11 @@ class TrainingCore(wiring.Component):
         # limited Fmax). `addr` moves on only after the memory word's last host word.
         host_w_wen = Signal()
         hw_wen = Signal()
-        hw_data = Signal(32)
+        hw_data = asm[-32:]             # the host word taken last
         hw_slice = Signal.like(w_slice)
         m.d.sync += hw_wen.eq(host_w_wen)
         with m.If(host_w_wen):
-            m.d.sync += [hw_data.eq(cmd_word), hw_slice.eq(w_slice)]
+            m.d.sync += hw_slice.eq(w_slice)
         with m.If(wb_write):
             # Padding lanes of a row's last word stay 0 (the update reports their sums).
             real = Mux(wbr.tail, w2_tail, Const((1 << LANES) - 1, LANES))
@@ -1132,12 +1137,13 @@ class TrainingCore(wiring.Component):
                                                 for v in table)[reply_ix]),
                              push_last.eq(reply_ix == reply_end)]
             with m.Case(SRC_READ):
-                # A binary-weight word is sent from the engine's register `q_w`, which holds
-                # it while the address stays `addr`; only a hidden-weight word is latched
-                # (each register loads straight from its block RAMs: a multiplexer between
-                # them and one register limited Fmax).
-                m.d.comb += [push_data.eq(Mux(hdr_hidden, read_buf.word_select(out_ix, 32),
-                                              q_w.word_select(out_ix, 32))),
+                # A word is sent from the register that captures its memory's output in
+                # every cycle (`q_w`, `h_word`): both hold it while the address stays `addr`
+                # (the host's hidden-weight port reads `addr` in every cycle).
+                h_words = Cat(h_word, Const(0, 32 * wpw_h - len(h_word)))
+                w_words = Cat(q_w, Const(0, 32 * wpw_w - len(q_w)))
+                m.d.comb += [push_data.eq(Mux(hdr_hidden, h_words.word_select(out_ix, 32),
+                                              w_words.word_select(out_ix, 32))),
                              push_last.eq(out_last & left_one)]
             with m.Case(SRC_PRED):
                 m.d.comb += [push_data.eq(pred), push_last.eq(s_last)]
@@ -1244,8 +1250,7 @@ class TrainingCore(wiring.Component):
                     m.next = "RLATCH"
             with m.State("RLATCH"):
                 m.d.comb += h_host.eq(1)
-                m.d.sync += [read_buf.eq(h_word), out_ix.eq(0),
-                             out_last.eq(wpw_cur == 1)]
+                m.d.sync += [out_ix.eq(0), out_last.eq(wpw_cur == 1)]
                 m.next = "RSEND"
             with m.State("RSEND"):
                 m.d.comb += [h_host.eq(1), push.eq(1)]
