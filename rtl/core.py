@@ -658,32 +658,41 @@ class TrainingCore(wiring.Component):
             sel.i.payload.first.eq(s_first),
             sel.gamma.eq(gamma[s_layer]),
         ]
-        # Record appender: read the unit's list head, then write the record and the new head.
-        ap_wait = Signal()
+        # A list head read, registered as it leaves the block RAM (`head_*`), before the
+        # appender writes it into the new record (block RAM to block RAM, it limited Fmax) or
+        # the walker decides on it (its next-state logic).
+        head_valid, head_ptr = Signal(), Signal(rbw)
+        m.d.sync += [head_valid.eq(h_rd.data.valid), head_ptr.eq(h_rd.data.ptr)]
+        # Record appender: read the unit's list head (`ap_wait`: it leaves the block RAM),
+        # then (`ap_go`) write the record and the new head.
+        ap_wait, ap_go = Signal(), Signal()
         ap_unit = Signal(kw)
         ap_sign = Signal()
         with m.If(sel.o.valid & sel.o.ready):
             m.d.sync += s_outs.eq(s_outs + 1)
             with m.If(s_outs == n_groups[s_layer] - 1):
                 m.d.sync += s_pend.eq(0)
-        m.d.comb += sel.o.ready.eq(~sel.o.payload.found | ap_wait)
-        with m.If(sel.o.valid & sel.o.payload.found & ~ap_wait):
+        m.d.comb += sel.o.ready.eq(~sel.o.payload.found | ap_go)
+        with m.If(sel.o.valid & sel.o.payload.found & ~ap_wait & ~ap_go):
             m.d.sync += [ap_wait.eq(1), ap_unit.eq(sel.o.payload.index),
                          ap_sign.eq(sel.o.payload.desired)]
+        m.d.sync += ap_go.eq(ap_wait)
         with m.If(ap_wait):
-            m.d.sync += [ap_wait.eq(0), rcount[s_layer].eq(rcount[s_layer] + 1)]
+            m.d.sync += ap_wait.eq(0)
+        with m.If(ap_go):
+            m.d.sync += rcount[s_layer].eq(rcount[s_layer] + 1)
         s_h_addr = sel.o.payload.index
         ap_ptr = Signal(rbw)        # the new record's address
         for l in range(L):
             with m.If(s_layer == l):
                 m.d.comb += ap_ptr.eq(rec_region[l] + rcount[l])
-        with m.If(ap_wait):
+        with m.If(ap_go):
             m.d.comb += [
                 r_wr.addr.eq(ap_ptr),
                 r_wr.data.abase.eq(s_abase),
                 r_wr.data.sign.eq(ap_sign),
-                r_wr.data.has_next.eq(h_rd.data.valid),
-                r_wr.data.next.eq(h_rd.data.ptr),
+                r_wr.data.has_next.eq(head_valid),
+                r_wr.data.next.eq(head_ptr),
                 r_wr.en.eq(1),
                 h_wr.addr.eq(at_layer(ap_unit, hgw, s_layer)),
                 h_wr.data.valid.eq(1),
@@ -745,10 +754,6 @@ class TrainingCore(wiring.Component):
         w1_c = Signal(rww)
         rec_abase, rec_sign = r_rd.data.abase, r_rd.data.sign
         rec_has_next, rec_next = r_rd.data.has_next, r_rd.data.next
-        # The row's head, registered as it leaves the block RAM (phase 7) before the walker
-        # decides on it (read straight into its next-state logic, it limited Fmax).
-        head_valid, head_ptr = Signal(), Signal(rbw)
-        m.d.sync += [head_valid.eq(h_rd.data.valid), head_ptr.eq(h_rd.data.ptr)]
         # Five beats may be in flight. `room` is registered from the last cycle's level with
         # one beat more of margin (the level rises by at most one a cycle): the FIFO's level
         # logic before the walker's next-state logic limited Fmax.
