@@ -864,9 +864,10 @@ class TrainingCore(wiring.Component):
                      wbv.tail.eq(w1_c == u_rw1)]
         m.d.sync += [wr_wb.eq(wb_word), w2_wb.eq(wr_wb)]
         # Stage 2b: the activation word, registered as it leaves the block RAMs (their
-        # clock-to-output time leaves no room for logic in the same cycle).
-        a_word = Signal(SIMD)
-        m.d.sync += a_word.eq(Mux(u_x, x_rd.data, a_rd.data))
+        # clock-to-output time leaves no room for logic in the same cycle): the engine's
+        # registers `q_act_*` load it in every cycle (the engine is idle during the walk),
+        # and the buffer is chosen after them.
+        a_word = Mux(u_x, q_act_x, q_act_a)
         w2b_sign, w2b_last = Signal(), Signal()
         w2b_addr = Signal(haw)
         w2b_c = Signal(rww)
