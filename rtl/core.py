@@ -776,6 +776,13 @@ class TrainingCore(wiring.Component):
         wr_list = Signal()          # stage 2 holds a list record
         wr_has_next = Signal()
         wr_next = Signal(rbw)
+        # Nothing is left in the walker's stages, the FIFOs or the update block: registered
+        # (the FIFOs' level logic before the walker's next-state logic limited Fmax); it is
+        # one cycle old, but nothing enters once the walk issues no more records.
+        drained = Signal()
+        m.d.sync += drained.eq(~u_issue & ~w1_valid & ~wr_valid & ~w2_valid & ~w2b_valid
+                               & ~w3_valid & (beats.level == 0) & ~upd.busy
+                               & (wback.level == 0) & ~beats.r_rdy)
         with m.If(u_start):
             m.d.sync += [u_phase.eq(1), u_j.eq(0), u_j_last.eq(u_k == 1),
                          u_hrow.eq(hbase), u_wrow.eq(wbase),
@@ -827,9 +834,7 @@ class TrainingCore(wiring.Component):
                     with m.Else():
                         m.d.sync += u_rowlane.eq(u_rowlane + 1)
             with m.Case(4):        # drain the update block
-                with m.If(~w1_valid & ~wr_valid & ~w2_valid & ~w2b_valid & ~w3_valid
-                          & (beats.level == 0) & ~upd.busy & (wback.level == 0)
-                          & ~beats.r_rdy):
+                with m.If(drained):
                     m.d.sync += u_phase.eq(0)
         m.d.sync += [w1_valid.eq(u_issue), w1_c.eq(u_c), w1_cache.eq(u_phase == 5)]
         # Clear the head of a row once read (phase 2), ready for the next batch (the walk
