@@ -99,9 +99,12 @@ def test_icebreaker_build_reports_fit_or_what_overflows(tmp_path):
         assert report["clock_mhz"] == 12.0 and report["uart_divisor"] == 12
         assert bit.stat().st_size == report["bitstream_bytes"] > 10_000
     else:
-        # The reason comes from nextpnr's log, and no bitstream is claimed.
+        # The reason comes from nextpnr's log, and no bitstream is claimed: the resources over
+        # capacity, or, below capacity but too dense for the placer (this core is close to
+        # 90 % of the cells with the link), nextpnr's own error.
         assert status == 1 and report["stage"] == "place and route"
         assert report["reason"].startswith("nextpnr could not place and route the design")
         over = [k for k, v in report["utilisation"].items() if v["used"] > v["available"]]
-        assert over and all(k in report["reason"] for k in over)
+        assert all(k in report["reason"] for k in over)
+        assert over or "Unable to find legal placement" in report["reason"]
         assert "bitstream" not in report and not bit.exists()
