@@ -38,7 +38,8 @@ from bitprop.model.errors import BitpropError, ConfigError
 from bitprop.rtl import synth
 from bitprop.rtl.plan import CorePlan
 
-from .build import DEVICES, FitError, _plan_dict, _pnr_failure, _utilisation, fit_check
+from .build import (DEVICES, FitError, _plan_dict, _pnr_failure, _utilisation, core_options,
+                    fit_check)
 from .top import SerialCore
 
 __all__ = ["BOARDS", "LINK_MAX_PAYLOAD", "Board", "BoardTop", "build_board", "uart_divisor"]
@@ -114,11 +115,9 @@ class BoardTop(Elaboratable):
         self.platform = self.board.make_platform()      # build_board builds on this one
         self.clock_hz = self.platform.default_clk_frequency
         self.divisor = uart_divisor(self.clock_hz, baud)
-        ice40 = DEVICES[self.board.device].family == "ice40"
         # The same core as `bitprop build --device` (boards.build.core_for).
-        self.serial = SerialCore(plan=plan, divisor=self.divisor, spram=ice40,
-                                 carry_segments=1,
-                                 max_payload=LINK_MAX_PAYLOAD)
+        self.serial = SerialCore(plan=plan, divisor=self.divisor, max_payload=LINK_MAX_PAYLOAD,
+                                 **core_options(self.board.device))
 
     def elaborate(self, platform):
         m = Module()

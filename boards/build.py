@@ -61,10 +61,11 @@ from bitprop.cliargs import write_json
 from bitprop.model.config import RunConfig
 from bitprop.model.errors import BitpropError, ConfigError
 from bitprop.rtl import synth
+from bitprop.rtl.memory import spram_tiles
 from bitprop.rtl.plan import CorePlan
 
 __all__ = ["DEVICES", "FitError", "MemoryUse", "add_arguments", "build", "core_for",
-           "fit_check", "largest_batch_max", "memory_estimate", "run"]
+           "core_options", "fit_check", "largest_batch_max", "memory_estimate", "run"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,11 +253,16 @@ def _role(name):
 
 
 # -- walking the elaborated core -----------------------------------------------------------
+def core_options(device):
+    """Return the :class:`TrainingCore` options for ``device`` (also the boards' cores)."""
+    return {"spram": DEVICES[device].family == "ice40", "carry_segments": 1}
+
+
 def core_for(plan, device):
     """Return the :class:`TrainingCore` built for ``device`` (``bitprop.rtl.synth`` names)."""
     from bitprop.rtl.core import TrainingCore
 
-    return TrainingCore(plan=plan, spram=DEVICES[device].family == "ice40", carry_segments=1)
+    return TrainingCore(plan=plan, **core_options(device))
 
 
 def _walk(fragment, path=""):
@@ -369,7 +375,7 @@ def memory_estimate(plan, device):
               "xmem": (plan.simd, plan.batch_max * plan.words(0))}
     for owner, tiles in spram.items():
         width, depth = shapes[owner]
-        columns = -(-width // 16)
+        columns = spram_tiles(width, depth)[0]
         memories.append(MemoryUse(owner, _role(owner), width, depth, width, "SB_SPRAM256KA",
                                   tiles, f"{columns}x{tiles // columns} tiles of 16384x16"))
     blocks = sum(m.cells for m in memories if m.mapped_to in _BLOCK_CELLS)

@@ -454,7 +454,7 @@ class TrainingCore(wiring.Component):
                 m.d.sync += e_pend.eq(0)
         m.d.comb += [score.valid.eq(arr.out_valid & c_isq[mi]),
                      score.scores.eq(arr.z), score.label.eq(label)]
-        with m.Switch(c_layer[mi]):
+        with m.Switch(e_layer):
             for l in range(L):
                 with m.Case(l):
                     m.d.comb += score.threshold.eq(margin_thr[l])
@@ -463,7 +463,7 @@ class TrainingCore(wiring.Component):
         m.d.comb += [z_wr.addr.eq(at_layer(res_group, zgw, e_layer)),
                      z_wr.data.eq(arr.z.as_value()), z_wr.en.eq(arr.out_valid & ~c_isq[mi])]
         for l in range(L):
-            hit = arr.out_valid & ~c_isq[mi] & (c_layer[mi] == l)
+            hit = arr.out_valid & ~c_isq[mi] & (e_layer == l)
             if l in g_wr:
                 # Gate of each unit of the group: |z| ≤ ⌊ν·K⌋, padding rows closed.
                 gate = Signal(PE, name=f"gate{l}")

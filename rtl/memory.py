@@ -39,6 +39,7 @@ def spram_tiles(width, depth):
     """Return ``(columns, banks)``: the ``SB_SPRAM256KA`` tiles of ``depth`` × ``width`` bits."""
     return -(-width // SPRAM_WIDTH), -(-depth // SPRAM_DEPTH)
 
+
 #: Attributes of a :class:`~amaranth.lib.memory.Memory` that is never read, in a cycle whose
 #: read data is used, at the address written in the same cycle; read it through
 #: :class:`RegisteredRead`. Yosys then does not emulate read-old-data on such a collision,
