@@ -1057,12 +1057,20 @@ class TrainingCore(wiring.Component):
                          w_wr.data.eq(hw_data.replicate(wpw_w)[:PE * SIMD]),
                          w_wr.en.eq(Cat(hw_slice[k * LANES // 32] for k in range(n_en)))]
 
-        # Host input word → a[0] (region 0: its addresses are the sample base's) / labels.
-        # The engine is idle while the host loads samples: the write port is the host's.
+        # Host input word → a[0] (the archive; its addresses are the sample base's) / labels.
+        # The engine is idle while the host loads samples: the write port is the host's. A
+        # SIMD word is written the cycle after its last host word is taken, from registers
+        # (`asm`, whose top words hold it then, and the address): the command handshake and
+        # the sequencer's state do not reach the block RAMs' inputs (that path limited Fmax).
+        # The engine's first read comes at least two cycles after the last word is taken.
         x_wen = Signal()
-        x_data = Signal(SIMD)
-        m.d.comb += [x_wr.addr.eq(abase[0] + x_word), x_wr.data.eq(x_data),
-                     x_wr.en.eq(x_wen)]
+        xw_en = Signal()
+        xw_addr = Signal(abw)
+        m.d.sync += xw_en.eq(x_wen)
+        with m.If(x_wen):
+            m.d.sync += xw_addr.eq(abase[0] + x_word)
+        m.d.comb += [x_wr.addr.eq(xw_addr), x_wr.data.eq(asm[32 * (asm_words - wpw_x):][:SIMD]),
+                     x_wr.en.eq(xw_en)]
         lab_wen = Signal()
         m.d.comb += [lab_wr.addr.eq(sample), lab_wr.data.eq(cmd_word), lab_wr.en.eq(lab_wen),
                      lab_rd.addr.eq(sample)]
@@ -1297,11 +1305,8 @@ class TrainingCore(wiring.Component):
                 with m.If(take):
                     word_to_asm()
                     with m.If(wix_x):
-                        # The SIMD word is complete: the earlier host words (top of asm)
-                        # below this one; write it in this cycle.
-                        parts = [asm[32 * (asm_words - wpw_x + 1):]] if wpw_x > 1 else []
-                        m.d.comb += [x_data.eq(Cat(*parts, cmd_word)[:SIMD]),
-                                     x_wen.eq(1)]
+                        # The SIMD word is complete (written from `asm` next cycle).
+                        m.d.comb += x_wen.eq(1)
                         m.d.sync += [*word_ix_zero(), x_word.eq(x_word + 1),
                                      x_last.eq(x_word + 2 == p.words(0))]
                         with m.If(x_last):
