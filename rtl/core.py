@@ -288,22 +288,22 @@ class TrainingCore(wiring.Component):
         m.submodules.zmem = zm = Memory(shape=PE * zw, depth=L << zgw, init=[],
                                         attrs=NO_RW_CHECK)
         z_rd, z_wr = RegisteredRead(m, zm), zm.write_port()
-        d_rd, d_wr = [], []
+        # The desired outputs d_l likewise (written by the copy job or the back-projection,
+        # one at a time; read by the selection of layer l).
+        dgw = max(1, ceil_log2(max(p.words(l + 1) for l in range(L))))
+        m.submodules.dmem = dm = Memory(shape=SIMD, depth=L << dgw, init=[],
+                                        attrs=NO_RW_CHECK)
+        d_rd, d_wr = RegisteredRead(m, dm), dm.write_port()
         # BEP: the back-projection through W_l reads the gates of layer l (one bit per unit,
-        # formed as the engine writes z_l) and d_l through ports of its own, so that it runs
-        # while the selection streams (z_l, d_l) through theirs.
-        g_rd, g_wr, db_rd = {}, {}, {}
-        for l in range(L):
-            dm = Memory(shape=SIMD, depth=p.words(l + 1), init=[], attrs=NO_RW_CHECK)
-            m.submodules[f"dmem{l}"] = dm
-            d_rd.append(RegisteredRead(m, dm))
-            d_wr.append(dm.write_port())
-            if bep and l >= 1:
-                gm = Memory(shape=PE, depth=p.weight_matrix(l).groups, init=[],
-                            attrs=NO_RW_CHECK)
-                m.submodules[f"gmem{l}"] = gm
-                g_rd[l], g_wr[l] = RegisteredRead(m, gm), gm.write_port()
-                db_rd[l] = RegisteredRead(m, dm)
+        # formed as the engine writes z_l) and d_l through ports of its own (`db_rd`), so that
+        # it runs while the selection streams (z_l, d_l) through theirs.
+        g_rd, g_wr = {}, {}
+        for l in range(1, L if bep else 1):
+            gm = Memory(shape=PE, depth=p.weight_matrix(l).groups, init=[],
+                        attrs=NO_RW_CHECK)
+            m.submodules[f"gmem{l}"] = gm
+            g_rd[l], g_wr[l] = RegisteredRead(m, gm), gm.write_port()
+        db_rd = [RegisteredRead(m, dm)] if bep else []
         m.submodules.labels = lmem = Memory(shape=_bits(p.n_classes - 1), depth=p.batch_max,
                                             init=[], attrs=NO_RW_CHECK)
         lab_rd, lab_wr = RegisteredRead(m, lmem), lmem.write_port()
@@ -317,20 +317,21 @@ class TrainingCore(wiring.Component):
         rec_bits = [_bits(r) for r in p.records_max]
         rec_region = [p.batch_max + sum(p.records_max[:l]) for l in range(L)]
         rec_depth = p.batch_max + sum(p.records_max)
+        # Records start at word batch_max >= 1, so a pointer 0 (a head's or a record's
+        # `next`) means "no record": no valid flags (at 784-75-75 on the UP5K a record then
+        # takes 24 bits, three block RAMs rather than four).
         rbw = _bits(rec_depth)
         hgw = max(1, ceil_log2(k_hid_max))
-        m.submodules.heads = hm = Memory(shape=data.StructLayout({"valid": 1, "ptr": rbw}),
-                                         depth=L << hgw, init=[], attrs=NO_RW_CHECK)
+        m.submodules.heads = hm = Memory(shape=rbw, depth=L << hgw, init=[], attrs=NO_RW_CHECK)
         h_rd, h_wr = RegisteredRead(m, hm), hm.write_port()
         m.submodules.records = rm = Memory(
-            shape=data.StructLayout({"abase": abw, "sign": 1, "has_next": 1, "next": rbw}),
+            shape=data.StructLayout({"abase": abw, "sign": 1, "next": rbw}),
             depth=rec_depth, init=[], attrs=NO_RW_CHECK)
         r_rd, r_wr = RegisteredRead(m, rm), rm.write_port()
         rcount = Array(Signal(rec_bits[l] + 1, name=f"rcount{l}") for l in range(L))
 
         # Default: every read port idle-enabled, every write port off.
-        for port in ([w_rd, lab_rd, a_rd, r_rd, z_rd, h_rd] + d_rd + list(g_rd.values())
-                     + list(db_rd.values())):
+        for port in [w_rd, lab_rd, a_rd, r_rd, z_rd, h_rd, d_rd, *g_rd.values(), *db_rd]:
             m.d.comb += port.en.eq(1)
 
         # -- per-sample state ---------------------------------------------------------------------
@@ -578,14 +579,15 @@ class TrainingCore(wiring.Component):
             bq_b = Signal(_bits(max_words))
             m.d.sync += [bq_valid.eq(bp_issue), bq_first.eq(bp_i_first),
                          bq_last.eq(bp_i_last), bq_g.eq(bp_g), bq_b.eq(bp_b)]
-            drow = Signal(SIMD)
+            drow = db_rd[0].data
             gates = Signal(PE)
             with m.Switch(bp_layer):
                 for l in range(L - 1):
                     with m.Case(l):
-                        m.d.comb += [gates.eq(g_rd[l + 1].data), drow.eq(db_rd[l + 1].data)]
+                        m.d.comb += gates.eq(g_rd[l + 1].data)
             for l in range(1, L):
-                m.d.comb += [g_rd[l].addr.eq(bp_z_addr), db_rd[l].addr.eq(bp_d_addr)]
+                m.d.comb += g_rd[l].addr.eq(bp_z_addr)
+            m.d.comb += db_rd[0].addr.eq(at_layer(bp_d_addr, dgw, bp_layer + 1))
             dsl = drow.word_select(bq_g & (spw - 1), PE) if spw > 1 else drow
             m.d.comb += [
                 bp.valid.eq(bq_valid), bp.first.eq(bq_first), bp.last.eq(bq_last),
@@ -598,15 +600,14 @@ class TrainingCore(wiring.Component):
         else:
             m.d.comb += bp_busy.eq(0)
 
-        # d[l] write port: the copy job or the back-projection.
-        for l in range(L):
-            with m.If(cp2_valid & (cp_layer == l)):
-                m.d.comb += [d_wr[l].addr.eq(cp2_col), d_wr[l].data.eq(cp_row),
-                             d_wr[l].en.eq(1)]
-            if bep:
-                with m.Elif(bp.out_valid & (bp_layer == l)):
-                    m.d.comb += [d_wr[l].addr.eq(bp_out), d_wr[l].data.eq(bp.sign),
-                                 d_wr[l].en.eq(1)]
+        # d write port: the copy job or the back-projection.
+        with m.If(cp2_valid):
+            m.d.comb += [d_wr.addr.eq(at_layer(cp2_col, dgw, cp_layer)), d_wr.data.eq(cp_row),
+                         d_wr.en.eq(1)]
+        if bep:
+            with m.Elif(bp.out_valid):
+                m.d.comb += [d_wr.addr.eq(at_layer(bp_out, dgw, bp_layer)),
+                             d_wr.data.eq(bp.sign), d_wr.en.eq(1)]
 
         # ========================================================================================
         # Selection: stream (z_j, d_j) of layer `s_layer`; winners become records.
@@ -644,11 +645,7 @@ class TrainingCore(wiring.Component):
         s_z_addr = s_j >> lg_pe
         s_d_addr = s_j >> lg_simd
         s_zrow, s_drow = Signal(PE * zw), Signal(SIMD)
-        m.d.comb += s_zrow.eq(z_rd.data)
-        with m.Switch(s_layer):
-            for l in range(L):
-                with m.Case(l):
-                    m.d.comb += s_drow.eq(d_rd[l].data)
+        m.d.comb += [s_zrow.eq(z_rd.data), s_drow.eq(d_rd.data)]
         m.d.comb += [
             sel.i.valid.eq(s_v),
             sel.i.payload.z.eq(s_zrow.word_select(s_vj & (PE - 1), zw) if PE > 1
@@ -662,7 +659,7 @@ class TrainingCore(wiring.Component):
         # appender writes it into the new record (block RAM to block RAM, it limited Fmax) or
         # the walker decides on it (its next-state logic).
         head_valid, head_ptr = Signal(), Signal(rbw)
-        m.d.sync += [head_valid.eq(h_rd.data.valid), head_ptr.eq(h_rd.data.ptr)]
+        m.d.sync += [head_valid.eq(h_rd.data != 0), head_ptr.eq(h_rd.data)]
         # Record appender: read the unit's list head (`ap_wait`: it leaves the block RAM),
         # then (`ap_go`) write the record and the new head.
         ap_wait, ap_go = Signal(), Signal()
@@ -691,12 +688,10 @@ class TrainingCore(wiring.Component):
                 r_wr.addr.eq(ap_ptr),
                 r_wr.data.abase.eq(s_abase),
                 r_wr.data.sign.eq(ap_sign),
-                r_wr.data.has_next.eq(head_valid),
                 r_wr.data.next.eq(head_ptr),
                 r_wr.en.eq(1),
                 h_wr.addr.eq(at_layer(ap_unit, hgw, s_layer)),
-                h_wr.data.valid.eq(1),
-                h_wr.data.ptr.eq(ap_ptr),
+                h_wr.data.eq(ap_ptr),
                 h_wr.en.eq(1),
             ]
 
@@ -753,7 +748,8 @@ class TrainingCore(wiring.Component):
         w2_wb = Signal(wb_layout.size)
         w1_c = Signal(rww)
         rec_abase, rec_sign = r_rd.data.abase, r_rd.data.sign
-        rec_has_next, rec_next = r_rd.data.has_next, r_rd.data.next
+        rec_next = r_rd.data.next
+        rec_has_next = rec_next != 0
         # Five beats may be in flight. `room` is registered from the last cycle's level with
         # one beat more of margin (the level rises by at most one a cycle): the FIFO's level
         # logic before the walker's next-state logic limited Fmax.
@@ -761,8 +757,8 @@ class TrainingCore(wiring.Component):
         m.d.sync += room.eq(beats.level < beats.depth - 7)
         # A row's records are a linked list; the walk follows it once, for the row's first
         # word, at one record per three cycles (every address from a register), and copies
-        # each record into the row cache (the first words of the record memory; the copy's
-        # `has_next` marks the row's last record); the row's other words replay the cache at
+        # each record into the row cache (the first words of the record memory; a copy whose
+        # `next` is 0 is the row's last record); the row's other words replay the cache at
         # one record a cycle from a counter. No memory output feeds a memory address.
         cw = _bits(p.batch_max)
         u_n = Signal(cw + 1)        # records of the row (cached)
@@ -840,7 +836,7 @@ class TrainingCore(wiring.Component):
         # Clear the head of a row once read (phase 2), ready for the next batch (the walk
         # runs when no selection appends).
         with m.If(u_phase == 2):
-            m.d.comb += [h_wr.addr.eq(at_layer(u_j, hgw, u_layer)), h_wr.data.valid.eq(0),
+            m.d.comb += [h_wr.addr.eq(at_layer(u_j, hgw, u_layer)), h_wr.data.eq(0),
                          h_wr.en.eq(1)]
         # Stage 2: read the record's activation word.
         # The record's fields are registered before the address arithmetic (block-RAM outputs
@@ -856,7 +852,7 @@ class TrainingCore(wiring.Component):
                      wr_addr.eq(u_hrow + w1_c), wr_c.eq(w1_c)]
         with m.If(wr_valid & wr_list):
             m.d.comb += [r_wr.addr.eq(u_n), r_wr.data.abase.eq(wr_abase),
-                         r_wr.data.sign.eq(wr_sign), r_wr.data.has_next.eq(wr_has_next),
+                         r_wr.data.sign.eq(wr_sign), r_wr.data.next.eq(wr_next),
                          r_wr.en.eq(1)]
         m.d.sync += [w2_valid.eq(wr_valid), w2_sign.eq(wr_sign), w2_last.eq(wr_last),
                      w2_addr.eq(wr_addr), w2_c.eq(wr_c)]
@@ -1003,9 +999,7 @@ class TrainingCore(wiring.Component):
         m.d.comb += [z_rd.addr.eq(at_layer(s_z_addr, zgw, s_layer)), z_rd.en.eq(advance),
                      h_rd.addr.eq(Mux(u_phase == 1, at_layer(u_j, hgw, u_layer),
                                       at_layer(s_h_addr, hgw, s_layer)))]
-        for l in range(L):
-            with m.If(s_layer == l):
-                m.d.comb += [d_rd[l].addr.eq(s_d_addr), d_rd[l].en.eq(advance)]
+        m.d.comb += [d_rd.addr.eq(at_layer(s_d_addr, dgw, s_layer)), d_rd.en.eq(advance)]
         m.d.comb += r_rd.addr.eq(Mux(u_phase == 5, u_rk, u_ptr))
         # Hidden-weight port: the host or the update block, through registers (address,
         # enables, data) right before the memory, so that nothing but routing lies between a
