@@ -267,10 +267,14 @@ def _add_demo(sub):
                                    "report test accuracy (checked against the golden "
                                    "model), cycles per sample and the projected rate.")
     _add_core_args(p, hidden=(75, 75), rule="local")
-    p.set_defaults(dataset=None, samples=2000, test_samples=1000)
+    # The UP5K's core: its folding (boards.build.DEFAULT_FOLDING) and, on the native
+    # simulators, its memories.
+    p.set_defaults(dataset=None, samples=2000, test_samples=1000, pe=1, simd=8, lanes=2,
+                   spram_model=None)
     p.add_argument("--fmax-mhz", type=float, default=None,
                    help="clock for the projection (default: the UP5K build report "
-                        "bench/results/build-up5k-784-75-75.json, if it fits)")
+                        "bench/results/build-up5k-784-75-75.json, if that core fits and is "
+                        "the one simulated)")
     p.set_defaults(func=_run_demo)
 
 
@@ -283,6 +287,8 @@ def _run_demo(args):
         except BitpropError:
             print("FashionMNIST not found; the demo trains on Prototypes", file=sys.stderr)
             args.dataset = "prototypes"
+    if args.spram_model is None:
+        args.spram_model = args.simulator.startswith("native") and not args.port
     r = _core_run(args, check_every=0)
     fmax = args.fmax_mhz
     source = "--fmax-mhz"
@@ -293,9 +299,15 @@ def _run_demo(args):
         if report.is_file():
             built = json.loads(report.read_text())
             fmax, source = built.get("fmax_mhz"), str(report)
+            plan = built.get("plan", {})
             if not built.get("fits"):
                 fmax = None
                 note = f"the core does not fit the UP5K ({report}: {built.get('reason')})"
+            elif {k: plan.get(k) for k in r["plan"]} != r["plan"]:
+                fmax = None
+                note = (f"{report} is a different core (PE {plan.get('pe')} x SIMD "
+                        f"{plan.get('simd')}, {plan.get('lanes')} lanes, batch_max "
+                        f"{plan.get('batch_max')}); give --fmax-mhz")
     r["fmax_mhz"] = fmax
     r["projected_samples_per_second"] = (fmax * 1e6 / r["cycles_per_sample"]
                                          if fmax and r["cycles_per_sample"] else None)

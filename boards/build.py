@@ -1,7 +1,7 @@
 """Build the training core for one FPGA: a memory fit check, then synthesis and place-and-route.
 
 ``bitprop build --device {up5k,ecp5-25,ecp5-85} --hidden 75,75 [--input-dim 784]
-[--classes 10] [--rule local|bep] [--batch 100] [--pe 4 --simd 32 --lanes 8] [--bits 8]
+[--classes 10] [--rule local|bep] [--batch 100] [--pe P --simd S --lanes N] [--bits 8]
 [--gamma ...] --json PATH`` compiles the run configuration into a
 :class:`~bitprop.rtl.plan.CorePlan`, checks that the core's memories fit the device, then
 synthesizes and places the whole :class:`~bitprop.rtl.core.TrainingCore` with the YoWASP tools
@@ -64,7 +64,7 @@ from bitprop.rtl import synth
 from bitprop.rtl.memory import spram_tiles
 from bitprop.rtl.plan import CorePlan
 
-__all__ = ["DEVICES", "FitError", "MemoryUse", "add_arguments", "build", "core_for",
+__all__ = ["DEFAULT_FOLDING", "DEVICES", "FitError", "MemoryUse", "add_arguments", "build", "core_for",
            "core_options", "fit_check", "largest_batch_max", "memory_estimate", "run"]
 
 
@@ -90,6 +90,13 @@ DEVICES = {
     "ecp5-85": Device("ecp5-85", "ecp5", "ECP5 LFE5U-85F", 83640, "DP16KD", 208, 18432),
 }
 assert set(DEVICES) == set(synth.DEVICES)
+
+#: The engine's folding when ``--pe``, ``--simd`` and ``--lanes`` are not given. The UP5K holds
+#: 784-75-75 at PE 1 × SIMD 8 with 2 lanes (30/30 EBR at batch 100, 99 % of the logic cells);
+#: wider foldings need more block RAM (PE 4 × SIMD 32 × 8 lanes: 63 EBR) or more logic cells
+#: (PE 1 × SIMD 32 × 4 lanes: 116 %, SIMD 16: 104 %). ECP5 takes the fast folding.
+DEFAULT_FOLDING = {"ice40": {"pe": 1, "simd": 8, "lanes": 2},
+                   "ecp5": {"pe": 4, "simd": 32, "lanes": 8}}
 
 
 class FitError(ConfigError):
@@ -697,10 +704,12 @@ def add_arguments(parser):
     parser.add_argument("--batch", type=_positive, default=100, help="mini-batch size")
     parser.add_argument("--batch-max", type=_positive, default=None,
                         help="largest batch the core buffers (default --batch)")
-    parser.add_argument("--pe", type=_positive, default=4, help="rows per cycle of the engine")
-    parser.add_argument("--simd", type=_positive, default=32, help="bits per row per cycle")
-    parser.add_argument("--lanes", type=_positive, default=8,
-                        help="hidden weights per update word")
+    parser.add_argument("--pe", type=_positive, default=None,
+                        help="rows per cycle of the engine (default 1 on iCE40, 4 on ECP5)")
+    parser.add_argument("--simd", type=_positive, default=None,
+                        help="bits per row per cycle (default 8 on iCE40, 32 on ECP5)")
+    parser.add_argument("--lanes", type=_positive, default=None,
+                        help="hidden weights per update word (default 2 on iCE40, 8 on ECP5)")
     parser.add_argument("--bits", type=_positive, default=8, help="hidden-weight bits")
     parser.add_argument("--gamma", type=_widths, default=(),
                         help="group size per layer (default: the paper's for the width)")
@@ -717,7 +726,8 @@ def add_arguments(parser):
 
 
 def config_from_args(args):
-    """Return the validated RunConfig of the ``build`` arguments."""
+    """Return the validated RunConfig of the ``build`` arguments (device and folding resolved)."""
+    _resolve_device(args)
     cfg = RunConfig(rule=args.rule, hidden=args.hidden, input_dim=args.input_dim,
                     n_classes=args.classes, batch=args.batch, hidden_bits=args.bits,
                     gamma=args.gamma, pe=args.pe, simd=args.simd, lanes=args.lanes)
@@ -757,17 +767,25 @@ def _summary(report):
 
 
 def _resolve_device(args):
-    """Set ``args.device`` from ``--board`` (refusing a different ``--device``) or default."""
+    """Set ``args.device`` from ``--board`` (refusing a different ``--device``) or default, and
+    the folding options not given from the device's family (:data:`DEFAULT_FOLDING`)."""
     if args.board is None:
         args.device = args.device or "up5k"
-        return
+    else:
+        args.device = _board_device(args)
+    for name, value in DEFAULT_FOLDING[DEVICES[args.device].family].items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+
+
+def _board_device(args):
     from .board import BOARDS
     if args.board not in BOARDS:
         raise ConfigError(f"--board must be one of {', '.join(BOARDS)}; got {args.board!r}")
     board_device = BOARDS[args.board].device
     if args.device not in (None, board_device):
         raise ConfigError(f"--board {args.board} carries {board_device}, not {args.device}")
-    args.device = board_device
+    return board_device
 
 
 def _run_board(args, cfg, root):

@@ -317,15 +317,19 @@ class TrainingCore(wiring.Component):
         rec_bits = [_bits(r) for r in p.records_max]
         rec_region = [p.batch_max + sum(p.records_max[:l]) for l in range(L)]
         rec_depth = p.batch_max + sum(p.records_max)
-        # Records start at word batch_max >= 1, so a pointer 0 (a head's or a record's
-        # `next`) means "no record": no valid flags (at 784-75-75 on the UP5K a record then
-        # takes 24 bits, three block RAMs rather than four).
+        # Records start at word batch_max >= 1, so a `next` of 0 means "no record". With the
+        # UP5K's memories a record has no other mark of a list's end (784-75-75 at SIMD 8: 24
+        # bits, three block RAMs rather than four); elsewhere a `has_next` flag keeps the
+        # comparison off the block RAM's output (it limited Fmax on ECP5).
+        rec_flag = not self.spram
         rbw = _bits(rec_depth)
         hgw = max(1, ceil_log2(k_hid_max))
-        m.submodules.heads = hm = Memory(shape=rbw, depth=L << hgw, init=[], attrs=NO_RW_CHECK)
+        m.submodules.heads = hm = Memory(shape=data.StructLayout({"valid": 1, "ptr": rbw}),
+                                         depth=L << hgw, init=[], attrs=NO_RW_CHECK)
         h_rd, h_wr = RegisteredRead(m, hm), hm.write_port()
         m.submodules.records = rm = Memory(
-            shape=data.StructLayout({"abase": abw, "sign": 1, "next": rbw}),
+            shape=data.StructLayout({"abase": abw, "sign": 1, "next": rbw,
+                                     **({"has_next": 1} if rec_flag else {})}),
             depth=rec_depth, init=[], attrs=NO_RW_CHECK)
         r_rd, r_wr = RegisteredRead(m, rm), rm.write_port()
         rcount = Array(Signal(rec_bits[l] + 1, name=f"rcount{l}") for l in range(L))
@@ -659,7 +663,7 @@ class TrainingCore(wiring.Component):
         # appender writes it into the new record (block RAM to block RAM, it limited Fmax) or
         # the walker decides on it (its next-state logic).
         head_valid, head_ptr = Signal(), Signal(rbw)
-        m.d.sync += [head_valid.eq(h_rd.data != 0), head_ptr.eq(h_rd.data)]
+        m.d.sync += [head_valid.eq(h_rd.data.valid), head_ptr.eq(h_rd.data.ptr)]
         # Record appender: read the unit's list head (`ap_wait`: it leaves the block RAM),
         # then (`ap_go`) write the record and the new head.
         ap_wait, ap_go = Signal(), Signal()
@@ -688,10 +692,12 @@ class TrainingCore(wiring.Component):
                 r_wr.addr.eq(ap_ptr),
                 r_wr.data.abase.eq(s_abase),
                 r_wr.data.sign.eq(ap_sign),
-                r_wr.data.next.eq(head_ptr),
+                r_wr.data.next.eq(Mux(head_valid, head_ptr, 0)),
+                *([r_wr.data.has_next.eq(head_valid)] if rec_flag else []),
                 r_wr.en.eq(1),
                 h_wr.addr.eq(at_layer(ap_unit, hgw, s_layer)),
-                h_wr.data.eq(ap_ptr),
+                h_wr.data.valid.eq(1),
+                h_wr.data.ptr.eq(ap_ptr),
                 h_wr.en.eq(1),
             ]
 
@@ -749,7 +755,7 @@ class TrainingCore(wiring.Component):
         w1_c = Signal(rww)
         rec_abase, rec_sign = r_rd.data.abase, r_rd.data.sign
         rec_next = r_rd.data.next
-        rec_has_next = rec_next != 0
+        rec_has_next = r_rd.data.has_next if rec_flag else rec_next != 0
         # Five beats may be in flight. `room` is registered from the last cycle's level with
         # one beat more of margin (the level rises by at most one a cycle): the FIFO's level
         # logic before the walker's next-state logic limited Fmax.
@@ -836,7 +842,7 @@ class TrainingCore(wiring.Component):
         # Clear the head of a row once read (phase 2), ready for the next batch (the walk
         # runs when no selection appends).
         with m.If(u_phase == 2):
-            m.d.comb += [h_wr.addr.eq(at_layer(u_j, hgw, u_layer)), h_wr.data.eq(0),
+            m.d.comb += [h_wr.addr.eq(at_layer(u_j, hgw, u_layer)), h_wr.data.valid.eq(0),
                          h_wr.en.eq(1)]
         # Stage 2: read the record's activation word.
         # The record's fields are registered before the address arithmetic (block-RAM outputs
@@ -853,6 +859,7 @@ class TrainingCore(wiring.Component):
         with m.If(wr_valid & wr_list):
             m.d.comb += [r_wr.addr.eq(u_n), r_wr.data.abase.eq(wr_abase),
                          r_wr.data.sign.eq(wr_sign), r_wr.data.next.eq(wr_next),
+                         *([r_wr.data.has_next.eq(wr_has_next)] if rec_flag else []),
                          r_wr.en.eq(1)]
         m.d.sync += [w2_valid.eq(wr_valid), w2_sign.eq(wr_sign), w2_last.eq(wr_last),
                      w2_addr.eq(wr_addr), w2_c.eq(wr_c)]

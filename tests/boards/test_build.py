@@ -186,7 +186,8 @@ def test_build_refuses_before_any_tool_runs(no_tools, tmp_path):
 
 def test_cli_refusal_writes_the_json_and_raises(no_tools, tmp_path):
     out = tmp_path / "build.json"
-    args = _parse(["--device", "up5k", "--hidden", "75,75", "--json", str(out)])
+    wide = ["--hidden", "75,75", "--pe", "4", "--simd", "32", "--lanes", "8"]
+    args = _parse(["--device", "up5k", *wide, "--json", str(out)])
     with pytest.raises(BitpropError) as e:
         build.run(args)
     report = json.loads(out.read_text())
@@ -197,9 +198,22 @@ def test_cli_refusal_writes_the_json_and_raises(no_tools, tmp_path):
     # --check-only reports the same and runs no tool either.
     out2 = tmp_path / "check.json"
     with pytest.raises(ConfigError):
-        build.run(_parse(["--hidden", "75,75", "--check-only", "--json", str(out2)]))
+        build.run(_parse([*wide, "--check-only", "--json", str(out2)]))
     assert json.loads(out2.read_text())["reason"] == report["reason"]
     assert build.run(_parse(TINY_ARGS + ["--check-only"])) == 0
+    # The UP5K's default folding holds the flagship's memories at batch 100.
+    assert build.run(_parse(["--hidden", "75,75", "--check-only"])) == 0
+
+
+def test_the_folding_defaults_to_the_device_family():
+    for argv, folding in ((["--hidden", "75,75"], (1, 8, 2)),
+                          (["--device", "ecp5-25"], (4, 32, 8)),
+                          (["--board", "icebreaker"], (1, 8, 2)),
+                          (["--board", "ulx3s-85"], (4, 32, 8)),
+                          (["--device", "up5k", "--simd", "16"], (1, 16, 2))):
+        args = _parse(argv)
+        build._resolve_device(args)
+        assert (args.pe, args.simd, args.lanes) == folding, argv
 
 
 def test_arguments():

@@ -127,3 +127,21 @@ def test_data_ucr_from_a_wheel_then_train_the_rnn(tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     assert res["config"]["model"] == "rnn" and res["dataset"]["shape"] == [10, 8]
+
+
+def test_demo_trains_the_up5k_core_and_projects_its_rate(tmp_path):
+    # The demo simulates the UP5K's core (PE 1 x SIMD 8, 2 lanes, SPRAM models) through the
+    # host driver; its test accuracy is the golden model's, and the projection is the clock
+    # over the measured cycles per sample.
+    data = _npz(tmp_path / "toy.npz", d=40)
+    out = tmp_path / "demo.json"
+    run = bitprop("demo", "--dataset", str(data), "--hidden", "13,9", "--batch", "10",
+                  "--samples", "40", "--test-samples", "30", "--fmax-mhz", "30",
+                  "--json", str(out))
+    assert run.returncode == 0, run.stderr
+    r = json.loads(out.read_text())
+    assert (r["plan"]["pe"], r["plan"]["simd"], r["plan"]["lanes"]) == (1, 8, 2)
+    assert r["mismatches"] == r["prediction_mismatches"] == 0
+    assert r["test_accuracy_device"] == r["test_accuracy_model"]
+    assert r["projected_samples_per_second"] == pytest.approx(30e6 / r["cycles_per_sample"])
+    assert "projected" in run.stdout and "on the simulated core" in run.stdout
