@@ -303,7 +303,7 @@ def _run_demo(args):
             if not built.get("fits"):
                 fmax = None
                 note = f"the core does not fit the UP5K ({report}: {built.get('reason')})"
-            elif {k: plan.get(k) for k in r["plan"]} != r["plan"]:
+            elif {k: plan.get(k) for k in r["plan"]} != json.loads(json.dumps(r["plan"])):
                 fmax = None
                 note = (f"{report} is a different core (PE {plan.get('pe')} x SIMD "
                         f"{plan.get('simd')}, {plan.get('lanes')} lanes, batch_max "

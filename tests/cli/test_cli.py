@@ -145,3 +145,9 @@ def test_demo_trains_the_up5k_core_and_projects_its_rate(tmp_path):
     assert r["test_accuracy_device"] == r["test_accuracy_model"]
     assert r["projected_samples_per_second"] == pytest.approx(30e6 / r["cycles_per_sample"])
     assert "projected" in run.stdout and "on the simulated core" in run.stdout
+    # Without --fmax-mhz the projection takes the UP5K build report only if it is this core.
+    run = bitprop("demo", "--dataset", str(data), "--hidden", "13,9", "--batch", "10",
+                  "--samples", "40", "--test-samples", "30", "--json", str(out))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(out.read_text())["projected_samples_per_second"] is None
+    assert "no projection" in run.stdout
