@@ -175,7 +175,9 @@ class SinglePortMemory(wiring.Component):
         one of them to hold at most this many bits (a block RAM's), each of the whole depth,
         so that Yosys builds no read multiplexer across depth ranges and each block RAM's
         output can sit by its few bits of the consumer's register (on ECP5 the 32 DP16KD of
-        784-75-75's hidden weights behind depth multiplexers were a critical path).
+        784-75-75's hidden weights behind depth multiplexers were a critical path). A memory
+        deeper than ``slice_bits`` stays whole: even 1-bit slices would each take several
+        block RAMs, and fill them worse (784-255-255's 33,150 words: 192 DP16KD, not 115).
 
     Attributes
     ----------
@@ -213,8 +215,8 @@ class SinglePortMemory(wiring.Component):
         port = self.port
         if not self.spram:
             sw = self.width
-            if self.slice_bits:
-                sw = max(1, min(self.width, self.slice_bits // self.depth))
+            if self.slice_bits and self.depth <= self.slice_bits:
+                sw = min(self.width, self.slice_bits // self.depth)
             for i, lo in enumerate(range(0, self.width, sw)):
                 hi = min(lo + sw, self.width)
                 init = [(w >> lo) & ((1 << (hi - lo)) - 1) for w in self.init]

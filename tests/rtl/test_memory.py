@@ -63,6 +63,18 @@ def test_hidden_memory_initial_contents():
     assert got == init
 
 
+@pytest.mark.parametrize("depth, slice_bits, memories", [
+    (17, 40, 8),        # 2-bit slices of the 15-bit word, each the whole depth
+    (17, 17 * 15, 1),   # the whole word fits one block: one memory
+    (50, 40, 1),        # deeper than a block: slicing would not help, one memory
+])
+def test_sliced_hidden_memory(depth, slice_bits, memories):
+    dut = HiddenWeightMemory(lanes=3, hidden_bits=5, depth=depth, slice_bits=slice_bits)
+    assert rtlil.convert(dut, name="top").count("cell $memrd_v2") == memories
+    rng = np.random.default_rng(depth + slice_bits)
+    _run_hidden(dut, hidden_ops(rng, depth, 15, 200))
+
+
 @pytest.mark.parametrize("lanes, bits, depth", [(3, 8, 16384 + 40), (8, 8, 64)])
 def test_spram_tiling_behaviour(lanes, bits, depth):
     """Explicit SB_SPRAM256KA tiles (behavioural model): columns, banks, bank select."""
