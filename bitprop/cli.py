@@ -267,10 +267,10 @@ def _add_demo(sub):
                                    "report test accuracy (checked against the golden "
                                    "model), cycles per sample and the projected rate.")
     _add_core_args(p, hidden=(75, 75), rule="local")
-    # The UP5K's core: its folding (boards.build.DEFAULT_FOLDING) and, on the native
-    # simulators, its memories.
-    p.set_defaults(dataset=None, samples=2000, test_samples=1000, pe=1, simd=8, lanes=2,
-                   spram_model=None)
+    from bitprop.boards.build import DEFAULT_FOLDING
+    # The UP5K's core: its folding and, on the native simulators, its memories.
+    p.set_defaults(dataset=None, samples=2000, test_samples=1000, spram_model=None,
+                   **DEFAULT_FOLDING["ice40"])
     p.add_argument("--fmax-mhz", type=float, default=None,
                    help="clock for the projection (default: the UP5K build report "
                         "bench/results/build-up5k-784-75-75.json, if that core fits and is "

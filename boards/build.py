@@ -64,8 +64,9 @@ from bitprop.rtl import synth
 from bitprop.rtl.memory import spram_tiles
 from bitprop.rtl.plan import CorePlan
 
-__all__ = ["DEFAULT_FOLDING", "DEVICES", "FitError", "MemoryUse", "add_arguments", "build", "core_for",
-           "core_options", "fit_check", "largest_batch_max", "memory_estimate", "run"]
+__all__ = ["DEFAULT_FOLDING", "DEVICES", "FitError", "MemoryUse", "add_arguments", "build",
+           "core_for", "core_options", "fit_check", "largest_batch_max", "memory_estimate",
+           "run"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -763,8 +763,8 @@ class TrainingCore(wiring.Component):
         m.d.sync += room.eq(beats.level < beats.depth - 7)
         # A row's records are a linked list; the walk follows it once, for the row's first
         # word, at one record per three cycles (every address from a register), and copies
-        # each record into the row cache (the first words of the record memory; a copy whose
-        # `next` is 0 is the row's last record); the row's other words replay the cache at
+        # each record into the row cache (the first words of the record memory; the copy of
+        # the row's last record has no next); the row's other words replay the cache at
         # one record a cycle from a counter. No memory output feeds a memory address.
         cw = _bits(p.batch_max)
         u_n = Signal(cw + 1)        # records of the row (cached)
