@@ -15,8 +15,9 @@ for the board:
 The core runs on the board's oscillator (no PLL), so ``clock_mhz`` is that of the board and
 nextpnr checks the design against it. The UART divisor is ``round(clock / baud)`` and a baud
 rate the clock cannot make within 2 % is refused (1,000,000 baud is exact on both boards).
-Before any tool runs, the core's memories are fit-checked for the board's FPGA as in
-``bitprop build --device`` (:func:`bitprop.boards.build.fit_check`).
+Before any tool runs, the memories of the core and of its UART link (the frame bridge's buffers)
+are fit-checked for the board's FPGA as in ``bitprop build --device``
+(:func:`bitprop.boards.build.fit_check` with ``link=True``).
 
 On the host: ``bitprop demo --port /dev/ttyUSB0 --baud B`` (or the driver API:
 ``Device(FramePort(Link(SerialTransport(port, baud))), plan)``) trains on the board.
@@ -183,7 +184,7 @@ def build_board(cfg, *, board, baud=115200, batch_max=None, workdir, bitstream=N
     spec = BOARDS[board]
     device = spec.device
     plan = CorePlan.from_config(cfg, batch_max=batch_max)
-    fit = fit_check(plan, device)
+    fit = fit_check(plan, device, link=True)
     report = {"board": board, "device": device, "part": DEVICES[device].part, "fits": None,
               "reason": None, "config": cfg.to_dict(), "plan": _plan_dict(plan),
               "estimate": fit, "baud": baud}

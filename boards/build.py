@@ -254,7 +254,8 @@ def _role(name):
              "zmem": "pre-activations z", "dmem": "desired activations d",
              "labels": "labels", "heads": "record heads", "records": "records",
              "beats": "update beat FIFO", "wback": "sign write-back FIFO",
-             "gmem": "BEP gates g"}
+             "gmem": "BEP gates g", "bridge": "UART link frame buffers",
+             "link": "UART link buffers"}
     if prefix in roles:
         return roles[prefix] + index
     return name
@@ -343,8 +344,10 @@ def _same_value(a, b, whole):
     return source(a) is source(b)
 
 
-def memory_estimate(plan, device):
-    """Return the memories of the core for ``device`` and their expected mapping.
+def memory_estimate(plan, device, *, link=False):
+    """Return the memories of the core for ``device`` and their expected mapping; with
+    ``link``, of the core behind the boards' UART link (:class:`~bitprop.boards.top.SerialCore`,
+    whose frame buffers take block RAM too).
 
     Returns
     -------
@@ -358,9 +361,18 @@ def memory_estimate(plan, device):
     from amaranth.hdl._mem import MemoryInstance
 
     dev = DEVICES[device]
+    if link:
+        from .board import LINK_MAX_PAYLOAD
+        from .top import SerialCore
+        design = SerialCore(plan=plan, divisor=4, max_payload=LINK_MAX_PAYLOAD,
+                            **core_options(device))
+    else:
+        design = core_for(plan, device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree = list(_walk(Fragment.get(core_for(plan, device), None)))
+        # Paths relative to the core (its memories' roles are named by them).
+        tree = [(path.removeprefix("core.") if link else path, frag)
+                for path, frag in _walk(Fragment.get(design, None))]
     whole, partial = _assignments(f for _p, f in tree)
     memories, spram = [], {}
     for path, frag in tree:
@@ -402,8 +414,9 @@ def _kbit(bits):
     return f"{bits / (1 << 20):.2f} Mbit"
 
 
-def fit_check(plan, device, *, search_batch=True):
-    """Estimate the memory ``plan`` needs on ``device``; return the fit report (a dict).
+def fit_check(plan, device, *, search_batch=True, link=False):
+    """Estimate the memory ``plan`` needs on ``device`` (with ``link``, behind the boards' UART
+    link: :func:`memory_estimate`); return the fit report (a dict).
 
     The report has ``fits`` (bool), ``reason`` (None or the refusal message), ``resources``
     (need and capacity per kind), ``memories`` (one dict per memory, largest first), and, when
@@ -412,7 +425,7 @@ def fit_check(plan, device, *, search_batch=True):
     if device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
     dev = DEVICES[device]
-    est = memory_estimate(plan, device)
+    est = memory_estimate(plan, device, link=link)
     resources = {"block_ram": {
         "primitive": dev.ram_name, "need": est["ram_blocks"], "capacity": dev.ram_blocks,
         "need_bits": est["ram_blocks"] * dev.ram_block_bits,
@@ -461,7 +474,7 @@ def fit_check(plan, device, *, search_batch=True):
     if problems:
         reason = f"does not fit {device}: " + "; ".join(problems)
         if search_batch:
-            best = largest_batch_max(plan, device)
+            best = largest_batch_max(plan, device, link=link)
             report["largest_batch_max"] = best
             if best is None:
                 reason += "; no batch_max fits (even 1)"
@@ -471,11 +484,11 @@ def fit_check(plan, device, *, search_batch=True):
     return report
 
 
-def largest_batch_max(plan, device):
+def largest_batch_max(plan, device, *, link=False):
     """Return the largest ``batch_max`` ≤ ``plan.batch_max`` whose core fits, or None."""
     def fits(b):
         return fit_check(dataclasses.replace(plan, batch_max=b), device,
-                         search_batch=False)["fits"]
+                         search_batch=False, link=link)["fits"]
 
     if not fits(1):
         return None
