@@ -268,7 +268,8 @@ def _add_demo(sub):
                                    "model), cycles per sample and the projected rate.")
     _add_core_args(p, hidden=(75, 75), rule="local")
     from bitprop.boards.build import DEFAULT_FOLDING
-    # The UP5K's core: its folding and, on the native simulators, its memories.
+    # The UP5K's core: its folding and, on the native simulators, its memories
+    # (spram_model None: see simulate).
     p.set_defaults(dataset=None, samples=2000, test_samples=1000, spram_model=None,
                    **DEFAULT_FOLDING["ice40"])
     p.add_argument("--fmax-mhz", type=float, default=None,
@@ -287,8 +288,6 @@ def _run_demo(args):
         except BitpropError:
             print("FashionMNIST not found; the demo trains on Prototypes", file=sys.stderr)
             args.dataset = "prototypes"
-    if args.spram_model is None:
-        args.spram_model = args.simulator.startswith("native") and not args.port
     r = _core_run(args, check_every=0)
     fmax = args.fmax_mhz
     source = "--fmax-mhz"

@@ -43,7 +43,8 @@ from .build import (DEVICES, FitError, _plan_dict, _pnr_failure, _utilisation, c
                     fit_check)
 from .top import SerialCore
 
-__all__ = ["BOARDS", "LINK_MAX_PAYLOAD", "Board", "BoardTop", "build_board", "uart_divisor"]
+__all__ = ["BOARDS", "LINK_MAX_PAYLOAD", "Board", "BoardTop", "board_core", "build_board",
+           "uart_divisor"]
 
 #: Longest frame payload of the boards' link (the host's ``Link(max_payload=...)``).
 LINK_MAX_PAYLOAD = 512
@@ -99,6 +100,13 @@ def uart_divisor(clock_hz, baud):
     return divisor
 
 
+def board_core(plan, device, divisor):
+    """Return the :class:`SerialCore` a board with ``device`` carries: the same core as
+    ``bitprop build --device`` (:func:`bitprop.boards.build.core_for`) behind the UART link."""
+    return SerialCore(plan=plan, divisor=divisor, max_payload=LINK_MAX_PAYLOAD,
+                      **core_options(device))
+
+
 class BoardTop(Elaboratable):
     """:class:`SerialCore` on a board: UART 0 to the link, LED 0 lit while the core is busy.
 
@@ -116,9 +124,7 @@ class BoardTop(Elaboratable):
         self.platform = self.board.make_platform()      # build_board builds on this one
         self.clock_hz = self.platform.default_clk_frequency
         self.divisor = uart_divisor(self.clock_hz, baud)
-        # The same core as `bitprop build --device` (boards.build.core_for).
-        self.serial = SerialCore(plan=plan, divisor=self.divisor, max_payload=LINK_MAX_PAYLOAD,
-                                 **core_options(self.board.device))
+        self.serial = board_core(plan, self.board.device, self.divisor)
 
     def elaborate(self, platform):
         m = Module()

@@ -362,10 +362,8 @@ def memory_estimate(plan, device, *, link=False):
 
     dev = DEVICES[device]
     if link:
-        from .board import LINK_MAX_PAYLOAD
-        from .top import SerialCore
-        design = SerialCore(plan=plan, divisor=4, max_payload=LINK_MAX_PAYLOAD,
-                            **core_options(device))
+        from .board import board_core
+        design = board_core(plan, device, divisor=4)    # the divisor sizes no memory
     else:
         design = core_for(plan, device)
     with warnings.catch_warnings():
@@ -830,8 +828,7 @@ def _run_board(args, cfg, root):
 
 def run(args):
     """Run ``bitprop build``; return the exit status (1: nextpnr could not place it)."""
-    _resolve_device(args)
-    cfg = config_from_args(args)
+    cfg = config_from_args(args)        # resolves the device and the folding
     plan = CorePlan.from_config(cfg, batch_max=args.batch_max)
     if args.check_only:
         fit = fit_check(plan, args.device)

@@ -203,10 +203,11 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     serial : str, optional
         Instead of a simulator, the serial port of a board programmed with this
         configuration's bitstream (``bitprop build --board``), at ``baud``.
-    spram_model : bool
+    spram_model : bool or None
         Native simulators only: build the core with the UP5K's memories (``spram=True``:
         hidden weights, and the input archive where it fits, in ``SB_SPRAM256KA`` tiles),
-        each tile simulated by its behavioural model.
+        each tile simulated by its behavioural model. None: exactly when a native simulator
+        runs.
     """
     from bitprop.model.bits import pack
     from bitprop.rtl.plan import CorePlan
@@ -228,6 +229,8 @@ def simulate(cfg, data, *, samples, test_samples=200, epochs=1, simulator="veril
     test_samples = min(int(test_samples), data.x_test.shape[0])
     # Native builds happen here; cocotb builds inside run_cocotb; a board needs none.
     native = simulator in ("native", "native-serial") and serial is None
+    if spram_model is None:
+        spram_model = native
     if spram_model and not native:
         raise ConfigError("spram_model needs a native simulator (native, native-serial)")
     memories = dict(spram=True, spram_model=True) if spram_model else {}
